@@ -1,0 +1,146 @@
+/**
+ * Migrations: numbered, forward-only changes to Tessera's own metadata schema
+ * (`tessera`). Opening a database applies the ones it lacks, inside one
+ * transaction guarded by an advisory lock so that two processes opening the
+ * same database at once do not race. A database migrated by a newer Tessera is
+ * refused rather than silently used by an older one.
+ */
+import { Effect, Schema } from "effect"
+import type { SqlClient } from "effect/sql"
+
+export interface Migration {
+  readonly id: number
+  readonly name: string
+  readonly statements: ReadonlyArray<string>
+}
+
+export class MigrationError extends Schema.TaggedError<MigrationError>()("MigrationError", {
+  reason: Schema.Literals(["Failed", "NewerSchema", "Invalid"]),
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+/** Arbitrary but fixed key for `pg_advisory_xact_lock`. */
+const LOCK_KEY = 7_265_738_001
+
+const m0001: Migration = {
+  id: 1,
+  name: "metadata",
+  statements: [
+    `CREATE SCHEMA IF NOT EXISTS tessera`,
+    `CREATE TABLE tessera.meta (
+       key text PRIMARY KEY,
+       value jsonb NOT NULL
+     )`,
+    `CREATE TABLE tessera.dirs (
+       id bigserial PRIMARY KEY,
+       parent_id bigint REFERENCES tessera.dirs (id),
+       name text NOT NULL,
+       created_at timestamptz NOT NULL DEFAULT now()
+     )`,
+    `CREATE UNIQUE INDEX dirs_parent_name ON tessera.dirs (coalesce(parent_id, 0), name)`,
+    `CREATE TABLE tessera.tables (
+       id bigserial PRIMARY KEY,
+       dir_id bigint REFERENCES tessera.dirs (id),
+       name text NOT NULL,
+       kind text NOT NULL,
+       created_at timestamptz NOT NULL DEFAULT now(),
+       version integer NOT NULL DEFAULT 0,
+       schema_version integer NOT NULL DEFAULT 0,
+       next_column_id integer NOT NULL DEFAULT 1,
+       definition jsonb NOT NULL DEFAULT '{}'::jsonb
+     )`,
+    `CREATE UNIQUE INDEX tables_dir_name ON tessera.tables (coalesce(dir_id, 0), name)`,
+    `CREATE TABLE tessera.columns (
+       table_id bigint NOT NULL REFERENCES tessera.tables (id) ON DELETE CASCADE,
+       column_id integer NOT NULL,
+       name text NOT NULL,
+       definition jsonb NOT NULL,
+       added_in integer NOT NULL,
+       dropped_in integer,
+       PRIMARY KEY (table_id, column_id)
+     )`,
+    `CREATE TABLE tessera.versions (
+       table_id bigint NOT NULL REFERENCES tessera.tables (id) ON DELETE CASCADE,
+       version integer NOT NULL,
+       schema_version integer NOT NULL,
+       created_at timestamptz NOT NULL DEFAULT now(),
+       change_type text NOT NULL,
+       inserted bigint NOT NULL DEFAULT 0,
+       updated bigint NOT NULL DEFAULT 0,
+       deleted bigint NOT NULL DEFAULT 0,
+       errors bigint NOT NULL DEFAULT 0,
+       schema_change text,
+       PRIMARY KEY (table_id, version)
+     )`,
+    `CREATE TABLE tessera.indexes (
+       id bigserial PRIMARY KEY,
+       table_id bigint NOT NULL REFERENCES tessera.tables (id) ON DELETE CASCADE,
+       name text NOT NULL,
+       definition jsonb NOT NULL,
+       added_in integer NOT NULL,
+       dropped_in integer
+     )`
+  ]
+}
+
+/** Every migration this version of Tessera knows, in order. */
+export const all: ReadonlyArray<Migration> = [m0001]
+
+/** The schema version this engine writes: the id of its newest migration. */
+export const latest = (migrations: ReadonlyArray<Migration> = all): number =>
+  migrations.reduce((max, m) => Math.max(max, m.id), 0)
+
+const failed = (message: string) => (cause: unknown) =>
+  new MigrationError({
+    reason: "Failed",
+    message: `${message}: ${cause instanceof Error ? cause.message : String(cause)}`,
+    cause
+  })
+
+/**
+ * Applies the migrations the database lacks, in order, in one transaction.
+ * Returns the ids it applied (empty when the database was up to date).
+ */
+export const run = Effect.fn("Migrations.run")(function* (
+  sql: SqlClient.SqlClient,
+  migrations: ReadonlyArray<Migration> = all
+) {
+  for (let i = 1; i < migrations.length; i++) {
+    if (migrations[i]!.id <= migrations[i - 1]!.id) {
+      return yield* new MigrationError({ reason: "Invalid", message: "migration ids must increase" })
+    }
+  }
+  const apply = Effect.gen(function* () {
+    yield* sql`SELECT pg_advisory_xact_lock(${LOCK_KEY}::int8)`
+    yield* sql`CREATE SCHEMA IF NOT EXISTS tessera`
+    yield* sql`CREATE TABLE IF NOT EXISTS tessera.migrations (
+      id integer PRIMARY KEY,
+      name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`
+    const done = yield* sql<{ id: number }>`SELECT id FROM tessera.migrations ORDER BY id`
+    const doneIds = new Set(done.map((r) => r.id))
+    const newest = done.reduce((max, r) => Math.max(max, r.id), 0)
+    const known = latest(migrations)
+    if (newest > known) {
+      return yield* new MigrationError({
+        reason: "NewerSchema",
+        message: `This database was migrated by a newer Tessera (metadata schema ${newest}; this version knows up to ${known}). Upgrade Tessera to open it.`
+      })
+    }
+    const applied: Array<number> = []
+    for (const migration of migrations) {
+      if (doneIds.has(migration.id)) continue
+      for (const statement of migration.statements) {
+        yield* sql.unsafe(statement).pipe(Effect.mapError(failed(`migration ${migration.id} (${migration.name})`)))
+      }
+      yield* sql`INSERT INTO tessera.migrations (id, name) VALUES (${migration.id}, ${migration.name})`
+      applied.push(migration.id)
+    }
+    return applied
+  })
+  return yield* sql
+    .withTransaction(apply)
+    .pipe(Effect.catchTag("SqlError", (cause) => Effect.fail(failed("could not migrate Tessera's metadata")(cause))))
+})
