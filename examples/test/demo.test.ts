@@ -8,25 +8,32 @@ import * as NodePath from "node:path"
 const demo = NodePath.join(import.meta.dirname, "..", "src", "demo.ts")
 
 describe("examples", () => {
-  it.live("the demo runs on a fresh embedded home and prints its similarity results", () =>
-    Effect.acquireUseRelease(
-      Effect.sync(() => NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "tessera-demo-"))),
-      (home) =>
-        Effect.sync(() => {
-          const env = { ...process.env, TESSERA_HOME: home }
-          delete env.TESSERA_DATABASE_URL
-          const out = NodeChildProcess.execFileSync(process.execPath, [demo], { encoding: "utf8", env })
-          assert.include(out, `Tessera demo on the embedded database at ${home}`)
-          assert.include(out, "Inserted 7 rows")
-          const ranked = [...out.matchAll(/^\s+(\d)\. (.+?)\s+distance=(\d\.\d{4})$/gm)]
-          assert.deepStrictEqual(
-            ranked.map((m) => m[2]),
-            ["cheetah", "falcon", "race car"]
-          )
-          const distances = ranked.map((m) => Number(m[3]))
-          assert.deepStrictEqual(distances, [...distances].sort((a, b) => a - b))
-          assert.isTrue(NodeFs.existsSync(NodePath.join(home, "pgdata")))
-        }),
-      (home) => Effect.sync(() => NodeFs.rmSync(home, { recursive: true, force: true }))
-    ), 120_000)
+  it.live(
+    "the demo runs on a fresh embedded home and prints its similarity results",
+    () =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "tessera-demo-"))),
+        (home) =>
+          Effect.sync(() => {
+            const env: NodeJS.ProcessEnv = { ...process.env, TESSERA_HOME: home }
+            delete env.TESSERA_DATABASE_URL
+            const out = NodeChildProcess.execFileSync(process.execPath, [demo], { encoding: "utf8", env })
+            assert.include(out, `Tessera demo on the embedded database at ${home}`)
+            assert.include(out, "Inserted 7 rows")
+            const ranked = [...out.matchAll(/^\s+(\d)\. (.+?)\s+distance=(\d\.\d{4})$/gm)]
+            assert.deepStrictEqual(
+              ranked.map((m) => m[2]),
+              ["cheetah", "falcon", "race car"]
+            )
+            const distances = ranked.map((m) => Number(m[3]))
+            assert.deepStrictEqual(
+              distances,
+              [...distances].sort((a, b) => a - b)
+            )
+            assert.isTrue(NodeFs.existsSync(NodePath.join(home, "pgdata")))
+          }),
+        (home) => Effect.sync(() => NodeFs.rmSync(home, { recursive: true, force: true }))
+      ),
+    120_000
+  )
 })

@@ -13,14 +13,17 @@ apt_get() {
   apt-get -o DPkg::Lock::Timeout=120 -o Dpkg::Use-Pty=0 -q "$@"
 }
 
-# `apt-get update` at most once per CI run (the marker is exported so that
-# scripts called from .ci/run share it).
+# `apt-get update` at most once per CI run. .ci/run exports TESSERA_CI_APT_MARKER (a
+# file path in its temp dir) so that the separate scripts it calls share the marker.
 apt_update_once() {
-  if [[ "${TESSERA_CI_APT_UPDATED:-}" != 1 ]]; then
-    info "apt-get update"
-    apt_get update
-    export TESSERA_CI_APT_UPDATED=1
+  local marker="${TESSERA_CI_APT_MARKER:-}"
+  if [[ "${TESSERA_CI_APT_UPDATED:-}" == 1 || (-n "$marker" && -e "$marker") ]]; then
+    return 0
   fi
+  info "apt-get update"
+  apt_get update
+  export TESSERA_CI_APT_UPDATED=1
+  if [[ -n "$marker" ]]; then : >"$marker"; fi
 }
 
 # Install Debian packages that are not installed yet (no-op when all are there).
