@@ -84,8 +84,17 @@ const m0001: Migration = {
   ]
 }
 
+const m0002: Migration = {
+  id: 2,
+  name: "row storage",
+  statements: [
+    // One physical table per user table lives here, named by id.
+    `CREATE SCHEMA IF NOT EXISTS tessera_data`
+  ]
+}
+
 /** Every migration this version of Tessera knows, in order. */
-export const all: ReadonlyArray<Migration> = [m0001]
+export const all: ReadonlyArray<Migration> = [m0001, m0002]
 
 /** The schema version this engine writes: the id of its newest migration. */
 export const latest = (migrations: ReadonlyArray<Migration> = all): number =>

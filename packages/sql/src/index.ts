@@ -4,4 +4,6 @@
  */
 export * as Database from "./Database.ts"
 export * as Migrations from "./Migrations.ts"
+export * as SqlStore from "./SqlStore.ts"
+export * as Tessera from "./Tessera.ts"
 export * as Vector from "./Vector.ts"

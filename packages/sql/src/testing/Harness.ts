@@ -15,18 +15,18 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted } from "effect"
 import type { Scope } from "effect"
 import { Reactivity } from "effect/reactivity"
-import type { SqlClient } from "effect/sql"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import * as Database from "../Database.ts"
 import * as Migrations from "../Migrations.ts"
+import * as Tessera from "../Tessera.ts"
 
-export type DatabaseServices = Database.Database | PgClient.PgClient | SqlClient.SqlClient
+export type DatabaseServices = Tessera.Services
 
 export interface Backend {
   readonly name: Database.Backend
-  /** A layer with a fresh, isolated database (and home directory) each time it is built. */
+  /** Tessera on a fresh, isolated database (and home directory) each time it is built. */
   readonly layer: () => Layer.Layer<DatabaseServices, Database.DatabaseError>
 }
 
@@ -62,7 +62,7 @@ const embedded: Backend = {
       Effect.gen(function* () {
         const home = yield* tempDir()
         const loadDataDir = yield* Effect.promise(embeddedTemplate)
-        return Database.layerEmbedded({ home, loadDataDir, inMemory: true })
+        return Tessera.layerEmbedded({ home, loadDataDir, inMemory: true })
       })
     )
 }
@@ -93,7 +93,7 @@ const serverBackend = (url: string): Backend => ({
         ).pipe(Effect.orDie)
         const testUrl = new URL(url)
         testUrl.pathname = `/${name}`
-        return Database.layerServer({ url: Redacted.make(testUrl.toString()), home, maxConnections: 4 })
+        return Tessera.layerServer({ url: Redacted.make(testUrl.toString()), home, maxConnections: 4 })
       })
     )
 })

@@ -1,0 +1,502 @@
+/**
+ * Expr: the immutable, serialisable expression tree that computed columns,
+ * filters and projections are made of, and the typed builders users write
+ * (`c.x.plus(1)`, `c.name.lower().contains("a")`, `c.meta.a.b`).
+ *
+ * A tree is plain data (`Node`), so it persists in the catalog; `Expr<T>`
+ * wraps a node with its static column type and the TypeScript type `T` of
+ * its values. The SQL compiler (in `@tessera/sql`) and the engine evaluator
+ * (`Evaluate`) give the same answers for every node, following SQL's rules:
+ * null propagates, comparisons with null are null, and/or are three-valued.
+ */
+import * as ColumnType from "./ColumnType.ts"
+
+export type ArithmeticOp = "+" | "-" | "*" | "/" | "%"
+export type ComparisonOp = "=" | "!=" | "<" | "<=" | ">" | ">="
+export type BinaryOp = ArithmeticOp | ComparisonOp | "and" | "or"
+export type StringFn =
+  | "length"
+  | "lower"
+  | "upper"
+  | "trim"
+  | "contains"
+  | "startsWith"
+  | "endsWith"
+  | "replace"
+  | "concat"
+export type ErrorProp = "errorType" | "errorMessage"
+
+export type Node =
+  | { readonly _tag: "Column"; readonly id: number; readonly name: string }
+  | { readonly _tag: "Literal"; readonly value: unknown; readonly type: ColumnType.ColumnType }
+  | { readonly _tag: "Binary"; readonly op: BinaryOp; readonly left: Node; readonly right: Node }
+  | { readonly _tag: "Not"; readonly expr: Node }
+  | { readonly _tag: "Neg"; readonly expr: Node }
+  | { readonly _tag: "IsNull"; readonly expr: Node }
+  | { readonly _tag: "IsIn"; readonly expr: Node; readonly values: ReadonlyArray<Node> }
+  | { readonly _tag: "String"; readonly fn: StringFn; readonly args: ReadonlyArray<Node> }
+  | { readonly _tag: "JsonPath"; readonly expr: Node; readonly path: ReadonlyArray<string | number> }
+  | { readonly _tag: "Cast"; readonly expr: Node; readonly to: ColumnType.ColumnType }
+  | {
+      readonly _tag: "Call"
+      readonly fn: string
+      readonly version: number
+      readonly args: ReadonlyArray<Node>
+      readonly type: ColumnType.ColumnType
+    }
+  | { readonly _tag: "ErrorProp"; readonly id: number; readonly name: string; readonly prop: ErrorProp }
+
+/** Resolves a column id to its type (and tells whether it is computed). */
+export type ColumnTypes = (id: number) => ColumnType.ColumnType | undefined
+
+type Nullish<A, B = never> = null extends A ? null : null extends B ? null : never
+type Value<A> = A | Expr<A>
+type NonNull<A> = Exclude<A, null>
+
+/** Anything a builder accepts in place of an expression: an Expr or a plain value. */
+export type Input<A> = Value<A> | Value<NonNull<A>>
+
+const jsonProxyHandler: ProxyHandler<Expr<unknown>> = {
+  get(target, prop, receiver) {
+    if (typeof prop === "symbol" || prop in target) return Reflect.get(target, prop, receiver)
+    if (prop === "then") return undefined
+    const key = /^(0|[1-9]\d*)$/.test(prop) ? Number(prop) : prop
+    return target.get(key)
+  }
+}
+
+/** The typed view of a JSON value: `c.meta.a.b`, `c.list[0]`. */
+export type JsonExpr<T> = Expr<T> &
+  (NonNull<T> extends ReadonlyArray<infer E>
+    ? { readonly [index: number]: JsonExpr<E | Nullish<T>> }
+    : NonNull<T> extends Record<string, unknown>
+      ? { readonly [K in Exclude<keyof NonNull<T>, keyof Expr<T>> & string]-?: JsonExpr<NonNull<T>[K] | Nullish<T>> }
+      : unknown extends T
+        ? { readonly [key: string]: JsonExpr<unknown> }
+        : {})
+
+export class Expr<T> {
+  declare readonly "~type": T
+  readonly node: Node
+  readonly type: ColumnType.ColumnType
+
+  constructor(node: Node, type: ColumnType.ColumnType) {
+    this.node = node
+    this.type = type
+    // biome-ignore lint/correctness/noConstructorReturn: JSON values support property access paths.
+    if (type.kind === "Json") return new Proxy(this, jsonProxyHandler as ProxyHandler<this>)
+  }
+
+  // arithmetic -----------------------------------------------------------------
+  plus<U extends number | null>(this: Expr<number | null>, other: Input<U>): Expr<number | Nullish<T, U>> {
+    return arithmetic("+", this, other)
+  }
+  minus<U extends number | null>(this: Expr<number | null>, other: Input<U>): Expr<number | Nullish<T, U>> {
+    return arithmetic("-", this, other)
+  }
+  times<U extends number | null>(this: Expr<number | null>, other: Input<U>): Expr<number | Nullish<T, U>> {
+    return arithmetic("*", this, other)
+  }
+  /** Division; between two Int values it is integer division (truncating), as in SQL. */
+  div<U extends number | null>(this: Expr<number | null>, other: Input<U>): Expr<number | Nullish<T, U>> {
+    return arithmetic("/", this, other)
+  }
+  mod<U extends number | null>(this: Expr<number | null>, other: Input<U>): Expr<number | Nullish<T, U>> {
+    return arithmetic("%", this, other)
+  }
+  neg(this: Expr<number | null>): Expr<T> {
+    return new Expr({ _tag: "Neg", expr: this.node }, this.type)
+  }
+
+  // comparison -----------------------------------------------------------------
+  eq<U extends T>(other: Input<U>): Expr<boolean | Nullish<T, U>> {
+    return compare("=", this, other)
+  }
+  ne<U extends T>(other: Input<U>): Expr<boolean | Nullish<T, U>> {
+    return compare("!=", this, other)
+  }
+  lt<U extends T>(other: Input<U>): Expr<boolean | Nullish<T, U>> {
+    return compare("<", this, other)
+  }
+  le<U extends T>(other: Input<U>): Expr<boolean | Nullish<T, U>> {
+    return compare("<=", this, other)
+  }
+  gt<U extends T>(other: Input<U>): Expr<boolean | Nullish<T, U>> {
+    return compare(">", this, other)
+  }
+  ge<U extends T>(other: Input<U>): Expr<boolean | Nullish<T, U>> {
+    return compare(">=", this, other)
+  }
+
+  // boolean --------------------------------------------------------------------
+  and<U extends boolean | null>(this: Expr<boolean | null>, other: Input<U>): Expr<boolean | Nullish<T, U>> {
+    return logical("and", this, other)
+  }
+  or<U extends boolean | null>(this: Expr<boolean | null>, other: Input<U>): Expr<boolean | Nullish<T, U>> {
+    return logical("or", this, other)
+  }
+  not(this: Expr<boolean | null>): Expr<T> {
+    return new Expr({ _tag: "Not", expr: this.node }, ColumnType.Bool)
+  }
+
+  // nulls and sets -------------------------------------------------------------
+  isNull(): Expr<boolean> {
+    return new Expr({ _tag: "IsNull", expr: this.node }, ColumnType.Bool)
+  }
+  isNotNull(): Expr<boolean> {
+    return new Expr({ _tag: "Not", expr: { _tag: "IsNull", expr: this.node } }, ColumnType.Bool)
+  }
+  isIn(values: ReadonlyArray<Input<NonNull<T>>>): Expr<boolean | Nullish<T>> {
+    return new Expr(
+      { _tag: "IsIn", expr: this.node, values: values.map((v) => toExpr(v, this.type).node) },
+      ColumnType.Bool
+    )
+  }
+
+  // strings --------------------------------------------------------------------
+  /** Number of characters (code points). */
+  length(this: Expr<string | null>): Expr<number | Nullish<T>> {
+    return stringFn("length", ColumnType.Int, [this])
+  }
+  lower(this: Expr<string | null>): Expr<T> {
+    return stringFn("lower", ColumnType.String, [this])
+  }
+  upper(this: Expr<string | null>): Expr<T> {
+    return stringFn("upper", ColumnType.String, [this])
+  }
+  /** Removes leading and trailing spaces, tabs and line breaks. */
+  trim(this: Expr<string | null>): Expr<T> {
+    return stringFn("trim", ColumnType.String, [this])
+  }
+  contains<U extends string | null>(this: Expr<string | null>, s: Input<U>): Expr<boolean | Nullish<T, U>> {
+    return stringFn("contains", ColumnType.Bool, [this, toExpr(s, ColumnType.String)])
+  }
+  startsWith<U extends string | null>(this: Expr<string | null>, s: Input<U>): Expr<boolean | Nullish<T, U>> {
+    return stringFn("startsWith", ColumnType.Bool, [this, toExpr(s, ColumnType.String)])
+  }
+  endsWith<U extends string | null>(this: Expr<string | null>, s: Input<U>): Expr<boolean | Nullish<T, U>> {
+    return stringFn("endsWith", ColumnType.Bool, [this, toExpr(s, ColumnType.String)])
+  }
+  /** Replaces every occurrence of `search` with `replacement`. */
+  replace(this: Expr<string | null>, search: Input<string>, replacement: Input<string>): Expr<T> {
+    return stringFn("replace", ColumnType.String, [
+      this,
+      toExpr(search, ColumnType.String),
+      toExpr(replacement, ColumnType.String)
+    ])
+  }
+  /** Concatenation; null if any part is null. */
+  concat<U extends string | null>(
+    this: Expr<string | null>,
+    ...parts: ReadonlyArray<Input<U>>
+  ): Expr<string | Nullish<T, U>> {
+    return stringFn("concat", ColumnType.String, [this, ...parts.map((p) => toExpr(p, ColumnType.String))])
+  }
+
+  // JSON -------------------------------------------------------------------------
+  /** The value at `key` (object field) or index (array element) of a JSON value. */
+  get(key: string | number): JsonExpr<unknown> {
+    if (this.node._tag === "JsonPath") {
+      return new Expr(
+        { _tag: "JsonPath", expr: this.node.expr, path: [...this.node.path, key] },
+        ColumnType.Json()
+      ) as JsonExpr<unknown>
+    }
+    return new Expr({ _tag: "JsonPath", expr: this.node, path: [key] }, ColumnType.Json()) as JsonExpr<unknown>
+  }
+
+  // casts ------------------------------------------------------------------------
+  cast<K extends "String" | "Int" | "Float" | "Bool" | "Json">(
+    to: K
+  ): Expr<
+    (K extends "String" ? string : K extends "Bool" ? boolean : K extends "Json" ? unknown : number) | Nullish<T>
+  > {
+    return new Expr({ _tag: "Cast", expr: this.node, to: { kind: to } as ColumnType.ColumnType }, {
+      kind: to
+    } as ColumnType.ColumnType)
+  }
+
+  toJSON(): unknown {
+    return encode(this.node)
+  }
+}
+
+/** A reference to a column of a table: an expression with the column's error properties. */
+export class ColumnRef<T> extends Expr<T> {
+  readonly id: number
+  readonly name: string
+  readonly computed: boolean
+
+  constructor(id: number, name: string, type: ColumnType.ColumnType, computed: boolean) {
+    super({ _tag: "Column", id, name }, type)
+    this.id = id
+    this.name = name
+    this.computed = computed
+  }
+
+  /** The type of the error that the cell's computation failed with (null when it did not fail). */
+  get errorType(): Expr<string | null> {
+    return new Expr({ _tag: "ErrorProp", id: this.id, name: this.name, prop: "errorType" }, ColumnType.String)
+  }
+  /** The message of the error that the cell's computation failed with (null when it did not fail). */
+  get errorMessage(): Expr<string | null> {
+    return new Expr({ _tag: "ErrorProp", id: this.id, name: this.name, prop: "errorMessage" }, ColumnType.String)
+  }
+}
+
+export const isExpr = (u: unknown): u is Expr<unknown> => u instanceof Expr
+
+/** The column type of a JavaScript literal. */
+export const literalType = (value: unknown, hint?: ColumnType.ColumnType): ColumnType.ColumnType => {
+  if (typeof value === "number") {
+    if (hint !== undefined && hint.kind === "Float") return ColumnType.Float
+    return Number.isInteger(value) ? ColumnType.Int : ColumnType.Float
+  }
+  if (typeof value === "bigint") return ColumnType.Int
+  if (typeof value === "string") {
+    return hint !== undefined && (hint.kind === "UUID" || hint.kind === "Date" || ColumnType.isMedia(hint))
+      ? hint
+      : ColumnType.String
+  }
+  if (typeof value === "boolean") return ColumnType.Bool
+  if (value instanceof Date) return ColumnType.Timestamp
+  if (value instanceof Float32Array) return ColumnType.Vector(value.length)
+  if (value instanceof Uint8Array) return ColumnType.Binary
+  if (value === null && hint !== undefined) return hint
+  return ColumnType.Json()
+}
+
+/** A literal expression. */
+export const lit = <A>(value: A, type?: ColumnType.ColumnType): Expr<A> => {
+  const t = type ?? literalType(value)
+  const v = typeof value === "bigint" ? Number(value) : value
+  return new Expr({ _tag: "Literal", value: v, type: t }, t)
+}
+
+/** An expression from an Expr or a plain value (typed after `hint` when it is a literal). */
+export const toExpr = <A>(value: Input<A>, hint?: ColumnType.ColumnType): Expr<A> =>
+  isExpr(value) ? (value as Expr<A>) : lit(value as A, literalType(value, hint))
+
+const arithmeticType = (a: ColumnType.ColumnType, b: ColumnType.ColumnType): ColumnType.ColumnType =>
+  a.kind === "Int" && b.kind === "Int" ? ColumnType.Int : ColumnType.Float
+
+const arithmetic = (op: ArithmeticOp, left: Expr<unknown>, right: Input<unknown>): Expr<any> => {
+  const r = toExpr(right, left.type)
+  return new Expr({ _tag: "Binary", op, left: left.node, right: r.node }, arithmeticType(left.type, r.type))
+}
+
+const compare = (op: ComparisonOp, left: Expr<unknown>, right: Input<unknown>): Expr<any> => {
+  const r = toExpr(right, left.type)
+  return new Expr({ _tag: "Binary", op, left: left.node, right: r.node }, ColumnType.Bool)
+}
+
+const logical = (op: "and" | "or", left: Expr<unknown>, right: Input<unknown>): Expr<any> =>
+  new Expr({ _tag: "Binary", op, left: left.node, right: toExpr(right, ColumnType.Bool).node }, ColumnType.Bool)
+
+const stringFn = (fn: StringFn, type: ColumnType.ColumnType, args: ReadonlyArray<Expr<unknown>>): Expr<any> =>
+  new Expr({ _tag: "String", fn, args: args.map((a) => a.node) }, type)
+
+/** `and` of several conditions (true when there are none). */
+export const and = (...conditions: ReadonlyArray<Expr<boolean | null>>): Expr<boolean | null> =>
+  conditions.length === 0 ? lit(true) : conditions.reduce((acc, c) => acc.and(c))
+
+/** `or` of several conditions (false when there are none). */
+export const or = (...conditions: ReadonlyArray<Expr<boolean | null>>): Expr<boolean | null> =>
+  conditions.length === 0 ? lit(false) : conditions.reduce((acc, c) => acc.or(c))
+
+export const not = (condition: Expr<boolean | null>): Expr<boolean | null> => condition.not()
+
+// ---------------------------------------------------------------------------
+// Analysis
+// ---------------------------------------------------------------------------
+
+/** The static type of a node, given the types of the columns it refers to. */
+export const typeOf = (node: Node, columns: ColumnTypes): ColumnType.ColumnType => {
+  switch (node._tag) {
+    case "Column":
+      return columns(node.id) ?? ColumnType.Json()
+    case "Literal":
+      return node.type
+    case "Binary":
+      if (node.op === "+" || node.op === "-" || node.op === "*" || node.op === "/" || node.op === "%") {
+        return arithmeticType(typeOf(node.left, columns), typeOf(node.right, columns))
+      }
+      return ColumnType.Bool
+    case "Neg":
+      return typeOf(node.expr, columns)
+    case "Not":
+    case "IsNull":
+    case "IsIn":
+      return ColumnType.Bool
+    case "String":
+      return node.fn === "length"
+        ? ColumnType.Int
+        : node.fn === "contains" || node.fn === "startsWith" || node.fn === "endsWith"
+          ? ColumnType.Bool
+          : ColumnType.String
+    case "JsonPath":
+      return ColumnType.Json()
+    case "Cast":
+      return node.to
+    case "Call":
+      return node.type
+    case "ErrorProp":
+      return ColumnType.String
+  }
+}
+
+/** Rebuilds a typed expression from a node (e.g. one read from the catalog). */
+export const fromNode = (node: Node, columns: ColumnTypes): Expr<unknown> => new Expr(node, typeOf(node, columns))
+
+/** Every direct child of a node. */
+export const children = (node: Node): ReadonlyArray<Node> => {
+  switch (node._tag) {
+    case "Column":
+    case "Literal":
+    case "ErrorProp":
+      return []
+    case "Binary":
+      return [node.left, node.right]
+    case "Not":
+    case "Neg":
+    case "IsNull":
+    case "JsonPath":
+    case "Cast":
+      return [node.expr]
+    case "IsIn":
+      return [node.expr, ...node.values]
+    case "String":
+    case "Call":
+      return node.args
+  }
+}
+
+/** Visits every node of a tree, parents before children. */
+export const walk = (node: Node, visit: (node: Node) => void): void => {
+  visit(node)
+  for (const child of children(node)) walk(child, visit)
+}
+
+/** The ids of the columns a tree reads (including through error properties). */
+export const columnIds = (node: Node): ReadonlySet<number> => {
+  const ids = new Set<number>()
+  walk(node, (n) => {
+    if (n._tag === "Column" || n._tag === "ErrorProp") ids.add(n.id)
+  })
+  return ids
+}
+
+/** Whether the tree calls a user function (and so cannot be evaluated by SQL alone). */
+export const hasCall = (node: Node): boolean => {
+  let found = false
+  walk(node, (n) => {
+    if (n._tag === "Call") found = true
+  })
+  return found
+}
+
+/** The names of the functions a tree calls. */
+export const calls = (node: Node): ReadonlyArray<Extract<Node, { _tag: "Call" }>> => {
+  const out: Array<Extract<Node, { _tag: "Call" }>> = []
+  walk(node, (n) => {
+    if (n._tag === "Call") out.push(n)
+  })
+  return out
+}
+
+/** Whether the tree reads error properties. */
+export const readsErrors = (node: Node): boolean => {
+  let found = false
+  walk(node, (n) => {
+    if (n._tag === "ErrorProp") found = true
+  })
+  return found
+}
+
+/** A readable rendering of a tree, for messages and `describe`. */
+export const show = (node: Node): string => {
+  switch (node._tag) {
+    case "Column":
+      return node.name
+    case "Literal":
+      return node.value instanceof Date
+        ? node.value.toISOString()
+        : node.value instanceof Float32Array
+          ? `[${Array.from(node.value).join(", ")}]`
+          : JSON.stringify(node.value)
+    case "Binary":
+      return `(${show(node.left)} ${node.op} ${show(node.right)})`
+    case "Not":
+      return `not ${show(node.expr)}`
+    case "Neg":
+      return `-${show(node.expr)}`
+    case "IsNull":
+      return `${show(node.expr)} is null`
+    case "IsIn":
+      return `${show(node.expr)} in (${node.values.map(show).join(", ")})`
+    case "String":
+      return `${show(node.args[0]!)}.${node.fn}(${node.args.slice(1).map(show).join(", ")})`
+    case "JsonPath":
+      return `${show(node.expr)}${node.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${p}`)).join("")}`
+    case "Cast":
+      return `${show(node.expr)}::${ColumnType.show(node.to)}`
+    case "Call":
+      return `${node.fn}(${node.args.map(show).join(", ")})`
+    case "ErrorProp":
+      return `${node.name}.${node.prop}`
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Serialisation
+// ---------------------------------------------------------------------------
+
+type Encoded = { readonly $date: string } | { readonly $f32: ReadonlyArray<number> } | { readonly $bytes: string }
+
+const encodeValue = (value: unknown): unknown => {
+  if (value instanceof Date) return { $date: value.toISOString() } satisfies Encoded
+  if (value instanceof Float32Array) return { $f32: Array.from(value) } satisfies Encoded
+  if (value instanceof Uint8Array) return { $bytes: Buffer.from(value).toString("base64") } satisfies Encoded
+  return value
+}
+
+const decodeValue = (value: unknown, type: ColumnType.ColumnType): unknown => {
+  if (value !== null && typeof value === "object") {
+    if (type.kind === "Timestamp" && "$date" in value) return new Date((value as { $date: string }).$date)
+    if (type.kind === "Vector" && "$f32" in value) return Float32Array.from((value as { $f32: Array<number> }).$f32)
+    if (type.kind === "Binary" && "$bytes" in value) {
+      return new Uint8Array(Buffer.from((value as { $bytes: string }).$bytes, "base64"))
+    }
+  }
+  return value
+}
+
+const mapNode = (node: Node, f: (literal: Extract<Node, { _tag: "Literal" }>) => Node): Node => {
+  switch (node._tag) {
+    case "Literal":
+      return f(node)
+    case "Column":
+    case "ErrorProp":
+      return node
+    case "Binary":
+      return { ...node, left: mapNode(node.left, f), right: mapNode(node.right, f) }
+    case "Not":
+    case "Neg":
+    case "IsNull":
+    case "JsonPath":
+    case "Cast":
+      return { ...node, expr: mapNode(node.expr, f) }
+    case "IsIn":
+      return { ...node, expr: mapNode(node.expr, f), values: node.values.map((v) => mapNode(v, f)) }
+    case "String":
+    case "Call":
+      return { ...node, args: node.args.map((a) => mapNode(a, f)) }
+  }
+}
+
+/** A JSON-safe form of a tree, for the catalog. */
+export const encode = (node: Node): unknown => mapNode(node, (l) => ({ ...l, value: encodeValue(l.value) }))
+
+/** The inverse of `encode`. */
+export const decode = (json: unknown): Node =>
+  mapNode(json as Node, (l) => ({ ...l, value: decodeValue(l.value, l.type) }))

@@ -1,0 +1,211 @@
+/**
+ * Fn: user functions that computed columns and queries call. A function has a
+ * name and version (what the catalog persists), typed parameters and result,
+ * its error type, a retry `Schedule`, a concurrency limit, a batch size, a
+ * resource pool and a deterministic flag.
+ *
+ * Three ways to define one, all normalised to a batch invocation:
+ * - `Fn.make`: a plain function of its arguments;
+ * - `Fn.effect`: returns an Effect (typed failures are retried by `retry`);
+ * - `Fn.batched`: takes a batch of argument rows, returns one result per row.
+ *
+ * Defining a function registers it in this process under its name and
+ * version, so that expressions read back from the catalog resolve to it. A
+ * table whose computed column calls a function this process does not have
+ * still opens: the column reports `UnknownFunction`.
+ */
+import { type Duration, Effect, Schedule, Schema } from "effect"
+import type * as Column from "./Column.ts"
+import type * as ColumnType from "./ColumnType.ts"
+import * as Expr from "./Expr.ts"
+
+export interface Param {
+  readonly name: string
+  readonly type: ColumnType.ColumnType
+  readonly nullable: boolean
+}
+
+/** Raised (as a cell error) when a plain function throws. */
+export class FunctionError extends Schema.TaggedError<FunctionError>()("FunctionError", {
+  fn: Schema.String,
+  errorType: Schema.String,
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+/** What the engine needs to run a function, whatever way it was defined. */
+export interface Definition {
+  readonly name: string
+  readonly version: number
+  readonly params: ReadonlyArray<Param>
+  readonly returns: ColumnType.ColumnType
+  readonly deterministic: boolean
+  /** How many invocations (batches) may run at once. */
+  readonly concurrency: number
+  /** How many rows one invocation takes (1 for row-at-a-time functions). */
+  readonly batchSize: number
+  readonly retry: Schedule.Schedule<unknown, unknown> | undefined
+  /** The resource pool (rate limit) the function's calls share; defaults to its name. */
+  readonly pool: string
+  readonly batched: boolean
+  /** Runs one batch of argument rows; succeeds with one result per row. */
+  readonly invoke: (rows: ReadonlyArray<ReadonlyArray<unknown>>) => Effect.Effect<ReadonlyArray<unknown>, unknown>
+}
+
+type ParamSpecs = Record<string, Column.Any>
+type ArgsOf<P extends ParamSpecs> = { readonly [K in keyof P]: Column.TypeOf<P[K]> }
+type CallArgs<P extends ParamSpecs> = { readonly [K in keyof P]: Expr.Input<Column.TypeOf<P[K]> | null> }
+
+/** A defined function: call it with expressions to build a `Call` expression. */
+export interface Fn<P extends ParamSpecs, R> {
+  (args: CallArgs<P>): Expr.Expr<R>
+  readonly definition: Definition
+}
+
+interface CommonOptions<P extends ParamSpecs, C extends Column.Any, E> {
+  readonly name: string
+  readonly version?: number | undefined
+  readonly params: P
+  readonly returns: C
+  readonly deterministic?: boolean | undefined
+  readonly concurrency?: number | undefined
+  readonly retry?: Schedule.Schedule<unknown, E> | undefined
+  readonly pool?: string | undefined
+}
+
+const registry = new Map<string, Definition>()
+const key = (name: string, version: number) => `${name}@${version}`
+
+/** Makes a function resolvable by name and version (defining one does this already). */
+export const register = (definition: Definition): void => {
+  registry.set(key(definition.name, definition.version), definition)
+}
+
+/** Forgets a function (for tests that simulate a process without it). */
+export const unregister = (name: string, version: number): void => {
+  registry.delete(key(name, version))
+}
+
+/** The function registered under a name and version in this process, if any. */
+export const lookup = (name: string, version: number): Definition | undefined => registry.get(key(name, version))
+
+const NAME_RE = /^[A-Za-z_][A-Za-z0-9_.:/-]*$/
+
+/** An error's type and message as a cell records them. */
+export const describeError = (error: unknown): { readonly type: string; readonly message: string } => {
+  if (error instanceof FunctionError) return { type: error.errorType, message: error.message }
+  if (typeof error === "object" && error !== null) {
+    const tag = (error as { _tag?: unknown })._tag
+    const message = (error as { message?: unknown }).message
+    const type = typeof tag === "string" ? tag : error instanceof Error ? error.name : "Error"
+    return { type, message: typeof message === "string" && message !== "" ? message : String(error) }
+  }
+  return { type: "Error", message: String(error) }
+}
+
+const build = <P extends ParamSpecs, C extends Column.Any>(
+  options: CommonOptions<P, C, any>,
+  batched: boolean,
+  batchSize: number,
+  invoke: Definition["invoke"]
+): Fn<P, Column.TypeOf<C>> => {
+  if (!NAME_RE.test(options.name)) {
+    throw new Error(`Invalid function name ${JSON.stringify(options.name)}`)
+  }
+  const paramNames = Object.keys(options.params)
+  const definition: Definition = {
+    name: options.name,
+    version: options.version ?? 1,
+    params: paramNames.map((name) => ({
+      name,
+      type: options.params[name]!.type,
+      nullable: options.params[name]!.nullable
+    })),
+    returns: options.returns.type,
+    deterministic: options.deterministic ?? true,
+    concurrency: Math.max(1, options.concurrency ?? (batched ? 1 : 8)),
+    batchSize: Math.max(1, batchSize),
+    retry: options.retry as Schedule.Schedule<unknown, unknown> | undefined,
+    pool: options.pool ?? options.name,
+    batched,
+    invoke
+  }
+  register(definition)
+  const call = (args: CallArgs<P>): Expr.Expr<Column.TypeOf<C>> => {
+    const nodes = definition.params.map((param) => {
+      if (!(param.name in args) && !param.nullable) {
+        throw new Error(`${definition.name}: missing argument ${param.name}`)
+      }
+      const value = (args as Record<string, unknown>)[param.name]
+      return Expr.toExpr(value === undefined ? null : value, param.type).node
+    })
+    return new Expr.Expr(
+      { _tag: "Call", fn: definition.name, version: definition.version, args: nodes, type: definition.returns },
+      definition.returns
+    )
+  }
+  return Object.assign(call, { definition })
+}
+
+const argsObject = (names: ReadonlyArray<string>, row: ReadonlyArray<unknown>): any => {
+  const out: Record<string, unknown> = {}
+  for (let i = 0; i < names.length; i++) out[names[i]!] = row[i]
+  return out
+}
+
+const toFunctionError = (name: string) => (cause: unknown) => {
+  const { type, message } = describeError(cause)
+  return new FunctionError({ fn: name, errorType: type, message, cause })
+}
+
+/** A plain function of its arguments. A thrown exception becomes the cell's error. */
+export const make = <P extends ParamSpecs, C extends Column.Any>(
+  options: CommonOptions<P, C, FunctionError> & { readonly run: (args: ArgsOf<P>) => Column.TypeOf<C> }
+): Fn<P, Column.TypeOf<C>> => {
+  const names = Object.keys(options.params)
+  return build(options, false, 1, (rows) =>
+    Effect.try({
+      try: () => rows.map((row) => options.run(argsObject(names, row))),
+      catch: toFunctionError(options.name)
+    })
+  )
+}
+
+/** A function returning an Effect; its typed failures are retried by `retry`, then recorded. */
+export const effect = <P extends ParamSpecs, C extends Column.Any, E>(
+  options: CommonOptions<P, C, E> & {
+    readonly run: (args: ArgsOf<P>) => Effect.Effect<Column.TypeOf<C>, E>
+  }
+): Fn<P, Column.TypeOf<C>> => {
+  const names = Object.keys(options.params)
+  return build(options, false, 1, (rows) => Effect.forEach(rows, (row) => options.run(argsObject(names, row))))
+}
+
+/** A function over a batch of argument rows, returning one result per row in order. */
+export const batched = <P extends ParamSpecs, C extends Column.Any, E>(
+  options: CommonOptions<P, C, E> & {
+    readonly batchSize: number
+    readonly run: (rows: ReadonlyArray<ArgsOf<P>>) => Effect.Effect<ReadonlyArray<Column.TypeOf<C>>, E>
+  }
+): Fn<P, Column.TypeOf<C>> => {
+  const names = Object.keys(options.params)
+  return build(options, true, options.batchSize, (rows) =>
+    options.run(rows.map((row) => argsObject(names, row))).pipe(
+      Effect.flatMap((results) =>
+        results.length === rows.length
+          ? Effect.succeed(results)
+          : Effect.fail(
+              new FunctionError({
+                fn: options.name,
+                errorType: "InvalidOutput",
+                message: `${options.name} returned ${results.length} results for a batch of ${rows.length}`
+              })
+            )
+      )
+    )
+  )
+}
+
+/** A schedule for `retry`: exponential backoff from `base`, at most `times` retries. */
+export const retryExponential = (times: number, base: Duration.Input = "100 millis") =>
+  Schedule.max([Schedule.exponential(base), Schedule.recurs(times)])

@@ -1,0 +1,461 @@
+/**
+ * Query: immutable, typed queries over a table: `where`, `select`, `orderBy`,
+ * `limit`/`offset`, and the ways to run them (`collect`, `stream`, `count`,
+ * `head`, `tail`).
+ *
+ * Planning pushes every part the store can evaluate down to SQL; the rest
+ * (user functions, anything the store cannot express) is evaluated in the
+ * engine over the rows the store returns. `inEngine()` forces the engine path
+ * for everything but reading columns, so both paths can be checked against
+ * each other.
+ */
+import { Effect, Pipeable, Schema, Stream } from "effect"
+import * as Catalog from "./Catalog.ts"
+import type * as Column from "./Column.ts"
+import * as Compute from "./Compute.ts"
+import * as Expr from "./Expr.ts"
+import { type ScanSpec, Store, type StoreError } from "./Store.ts"
+
+export class QueryError extends Schema.TaggedError<QueryError>()("QueryError", {
+  table: Schema.String,
+  message: Schema.String
+}) {}
+
+/** Typed references to a table's columns (`t.c.x`). */
+export type Columns<S extends Column.Specs> = {
+  readonly [K in keyof S]: S[K] extends Column.JsonColumn<infer T, infer N>
+    ? Expr.ColumnRef<N extends true ? T | null : T> & Expr.JsonExpr<N extends true ? T | null : T>
+    : Expr.ColumnRef<Column.TypeOf<S[K]>>
+}
+
+/** The TypeScript type of an expression's values. */
+export type TypeOfExpr<E> = E extends Expr.Expr<infer T> ? T : never
+
+/** The table a query reads: how to load its current catalog entry. */
+export interface Source {
+  readonly path: string
+  readonly id: number
+  readonly load: Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError, Store>
+}
+
+interface State {
+  readonly where: ReadonlyArray<Expr.Node>
+  readonly select: ReadonlyArray<{ readonly key: string; readonly node: Expr.Node }> | undefined
+  readonly orderBy: ReadonlyArray<{ readonly key: string | Expr.Node; readonly desc: boolean }>
+  readonly limit: number | undefined
+  readonly offset: number | undefined
+  readonly engine: boolean
+}
+
+export type QueryFailure = QueryError | Catalog.CatalogError | StoreError | Compute.UnknownFunctionError
+
+type Condition<S extends Column.Specs> =
+  | Expr.Expr<boolean | null>
+  | Expr.Expr<boolean>
+  | ((c: Columns<S>) => Expr.Expr<boolean | null> | Expr.Expr<boolean>)
+
+type OrderKey<S extends Column.Specs, R> = (keyof R & string) | Expr.Expr<any> | ((c: Columns<S>) => Expr.Expr<any>)
+
+export class Query<S extends Column.Specs, R> implements Pipeable.Pipeable {
+  readonly source: Source
+  readonly c: Columns<S>
+  readonly state: State
+
+  constructor(source: Source, c: Columns<S>, state?: State) {
+    this.source = source
+    this.c = c
+    this.state = state ?? {
+      where: [],
+      select: undefined,
+      orderBy: [],
+      limit: undefined,
+      offset: undefined,
+      engine: false
+    }
+  }
+
+  pipe() {
+    // biome-ignore lint/complexity/noArguments: Pipeable's calling convention.
+    return Pipeable.pipeArguments(this, arguments)
+  }
+
+  private with<R2 = R>(patch: Partial<State>): Query<S, R2> {
+    return new Query<S, R2>(this.source, this.c, { ...this.state, ...patch })
+  }
+
+  /** Keeps the rows for which `condition` is true (several `where`s are and-ed). */
+  where(condition: Condition<S>): Query<S, R> {
+    const expr = typeof condition === "function" ? condition(this.c) : condition
+    return this.with({ where: [...this.state.where, expr.node] })
+  }
+
+  /** Chooses the outputs: named expressions (`{ title: c.title, n: c.n.plus(1) }`). */
+  select<O extends Record<string, Expr.Expr<any>>>(
+    outputs: O | ((c: Columns<S>) => O)
+  ): Query<S, { readonly [K in keyof O]: TypeOfExpr<O[K]> }> {
+    const o = typeof outputs === "function" ? outputs(this.c) : outputs
+    return this.with({ select: Object.entries(o).map(([key, expr]) => ({ key, node: expr.node })) })
+  }
+
+  /** Sorts by an output name, a column name or an expression; call again for further keys. */
+  orderBy(key: OrderKey<S, R>, direction: "asc" | "desc" = "asc"): Query<S, R> {
+    const k = typeof key === "function" ? key(this.c).node : typeof key === "string" ? key : key.node
+    return this.with({ orderBy: [...this.state.orderBy, { key: k, desc: direction === "desc" }] })
+  }
+
+  limit(n: number): Query<S, R> {
+    return this.with({ limit: Math.max(0, Math.floor(n)) })
+  }
+
+  offset(n: number): Query<S, R> {
+    return this.with({ offset: Math.max(0, Math.floor(n)) })
+  }
+
+  /** Evaluates everything but column reads in the engine (for checking pushdown). */
+  inEngine(): Query<S, R> {
+    return this.with({ engine: true })
+  }
+
+  /** Every result row, typed. */
+  collect(): Effect.Effect<ReadonlyArray<R>, QueryFailure, Store> {
+    return collect(this)
+  }
+
+  /** The result rows as a stream, in constant memory when the order can be pushed down. */
+  stream(): Stream.Stream<R, QueryFailure, Store> {
+    return stream(this)
+  }
+
+  /** The number of rows the query selects (ignoring `select`). */
+  count(): Effect.Effect<number, QueryFailure, Store> {
+    return count(this)
+  }
+
+  /** The first `n` rows (in insertion order unless ordered). */
+  head(n = 10): Effect.Effect<ReadonlyArray<R>, QueryFailure, Store> {
+    return collect(this.limit(n))
+  }
+
+  /** The last `n` rows (in insertion order unless ordered). */
+  tail(n = 10): Effect.Effect<ReadonlyArray<R>, QueryFailure, Store> {
+    return tail(this, n)
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Planning
+// ---------------------------------------------------------------------------
+
+interface Plan {
+  readonly meta: Catalog.TableMeta
+  readonly spec: ScanSpec
+  /** Conditions the engine evaluates. */
+  readonly engineWhere: ReadonlyArray<Expr.Node>
+  /** Outputs: read from the store's row under `from`, or evaluated in the engine. */
+  readonly outputs: ReadonlyArray<
+    | { readonly key: string; readonly from: string; readonly node?: undefined }
+    | { readonly key: string; readonly node: Expr.Node; readonly from?: undefined }
+  >
+  /** Set when the order (and so limit/offset) is applied in the engine. */
+  readonly engineOrder: ReadonlyArray<{ readonly node: Expr.Node; readonly desc: boolean }> | undefined
+  readonly limit: number | undefined
+  readonly offset: number | undefined
+}
+
+const valueKey = (id: number) => `$c${id}`
+const errorKey = (id: number, prop: Expr.ErrorProp) => `$${prop}${id}`
+
+const plan = (
+  query: Query<any, any>,
+  meta: Catalog.TableMeta,
+  store: Store["Service"],
+  extra?: { readonly reverse?: boolean }
+): Plan | QueryError => {
+  const state = query.state
+  const byName = new Map(meta.columns.map((c) => [c.name, c]))
+  const byId = new Map(meta.columns.map((c) => [c.id, c]))
+  const fail = (message: string) => new QueryError({ table: meta.path, message })
+
+  for (const node of [...state.where, ...(state.select ?? []).map((s) => s.node)]) {
+    for (const id of Expr.columnIds(node)) {
+      if (!byId.has(id)) return fail(`the query refers to a column (id ${id}) that ${meta.path} does not have`)
+    }
+  }
+  const inline = (node: Expr.Node) => Catalog.inlineUnstored(meta, node)
+  const canPush = (node: Expr.Node) => !state.engine && store.pushable(meta, node)
+
+  const selected =
+    state.select ??
+    meta.columns.map((c) => ({ key: c.name, node: { _tag: "Column", id: c.id, name: c.name } as Expr.Node }))
+
+  const orderNodes: Array<{ node: Expr.Node; desc: boolean }> = []
+  for (const o of state.orderBy) {
+    if (typeof o.key !== "string") {
+      orderNodes.push({ node: inline(o.key), desc: o.desc })
+      continue
+    }
+    const output = selected.find((s) => s.key === o.key)
+    const column = byName.get(o.key)
+    if (output !== undefined) orderNodes.push({ node: inline(output.node), desc: o.desc })
+    else if (column !== undefined) {
+      orderNodes.push({ node: inline({ _tag: "Column", id: column.id, name: column.name }), desc: o.desc })
+    } else return fail(`cannot order by ${JSON.stringify(o.key)}: it is neither an output nor a column of ${meta.path}`)
+  }
+
+  const where = state.where.map(inline)
+  const pushedWhere = where.filter(canPush)
+  const engineWhere = where.filter((n) => !canPush(n))
+  const engineOrderNeeded = engineWhere.length > 0 || orderNodes.some((o) => !canPush(o.node))
+
+  const sqlOutputs: Array<{ key: string; node: Expr.Node }> = []
+  const outputs: Array<Plan["outputs"][number]> = []
+  const engineNodes: Array<Expr.Node> = [...engineWhere]
+  for (const s of selected) {
+    const node = inline(s.node)
+    if (canPush(node)) {
+      const from = `$o${sqlOutputs.length}`
+      sqlOutputs.push({ key: from, node })
+      outputs.push({ key: s.key, from })
+    } else {
+      outputs.push({ key: s.key, node })
+      engineNodes.push(node)
+    }
+  }
+  if (engineOrderNeeded) engineNodes.push(...orderNodes.map((o) => o.node))
+
+  // Columns (and error properties) the engine reads.
+  const fetched = new Set<string>()
+  for (const node of engineNodes) {
+    Expr.walk(node, (n) => {
+      if (n._tag === "Column" && !fetched.has(valueKey(n.id))) {
+        fetched.add(valueKey(n.id))
+        sqlOutputs.push({ key: valueKey(n.id), node: n })
+        const column = byId.get(n.id)
+        if (column?.computed?.stored) {
+          for (const prop of ["errorType", "errorMessage"] as const) {
+            fetched.add(errorKey(n.id, prop))
+            sqlOutputs.push({ key: errorKey(n.id, prop), node: { _tag: "ErrorProp", id: n.id, name: n.name, prop } })
+          }
+        }
+      }
+      if (n._tag === "ErrorProp" && !fetched.has(errorKey(n.id, n.prop))) {
+        fetched.add(errorKey(n.id, n.prop))
+        sqlOutputs.push({ key: errorKey(n.id, n.prop), node: n })
+      }
+    })
+  }
+
+  const reverse = extra?.reverse === true
+  return {
+    meta,
+    spec: {
+      where: pushedWhere,
+      outputs: sqlOutputs,
+      orderBy: engineOrderNeeded ? [] : orderNodes.map((o) => ({ node: o.node, desc: reverse ? !o.desc : o.desc })),
+      limit: engineOrderNeeded ? undefined : state.limit,
+      offset: engineOrderNeeded ? undefined : state.offset,
+      ...(reverse ? { rowidOrder: "desc" as const } : {})
+    },
+    engineWhere,
+    outputs,
+    engineOrder: engineOrderNeeded ? orderNodes : undefined,
+    limit: state.limit,
+    offset: state.offset
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Execution
+// ---------------------------------------------------------------------------
+
+const workRowOf = (plan: Plan, raw: Record<string, unknown>): Compute.WorkRow => {
+  const values = new Map<number, unknown>()
+  const errors = new Map<number, { type: string; message: string }>()
+  for (const column of plan.meta.columns) {
+    const key = valueKey(column.id)
+    if (key in raw) values.set(column.id, raw[key])
+    const type = raw[errorKey(column.id, "errorType")]
+    if (typeof type === "string") {
+      errors.set(column.id, { type, message: String(raw[errorKey(column.id, "errorMessage")] ?? "") })
+    }
+  }
+  return { values, errors }
+}
+
+/** Evaluates engine nodes over a batch; a failing cell fails the query, naming the row. */
+const evaluateAll = Effect.fnUntraced(function* (
+  plan: Plan,
+  node: Expr.Node,
+  rows: ReadonlyArray<Compute.WorkRow>,
+  what: string
+) {
+  const cells = yield* Compute.evaluateRows(plan.meta, node, rows)
+  const values: Array<unknown> = []
+  for (const [i, cell] of cells.entries()) {
+    if (cell.state === "error") {
+      return yield* new QueryError({
+        table: plan.meta.path,
+        message: `evaluating ${what} (${Expr.show(node)}) failed on a row: ${cell.errorType}: ${cell.errorMessage} (row ${i} of the batch)`
+      })
+    }
+    values.push(cell.value)
+  }
+  return values
+})
+
+/** Filters a batch by the engine's conditions and computes its outputs. */
+const finishBatch = Effect.fnUntraced(function* (plan: Plan, raws: ReadonlyArray<Record<string, unknown>>) {
+  let rows = raws.map((raw) => ({ raw, work: workRowOf(plan, raw) }))
+  for (const condition of plan.engineWhere) {
+    const keep = yield* evaluateAll(
+      plan,
+      condition,
+      rows.map((r) => r.work),
+      "a where condition"
+    )
+    rows = rows.filter((_, i) => keep[i] === true)
+  }
+  const computed = new Map<string, ReadonlyArray<unknown>>()
+  for (const output of plan.outputs) {
+    if (output.node !== undefined) {
+      computed.set(
+        output.key,
+        yield* evaluateAll(
+          plan,
+          output.node,
+          rows.map((r) => r.work),
+          `output ${output.key}`
+        )
+      )
+    }
+  }
+  let orderKeys: Array<ReadonlyArray<unknown>> | undefined
+  if (plan.engineOrder !== undefined) {
+    const perNode: Array<ReadonlyArray<unknown>> = []
+    for (const o of plan.engineOrder) {
+      perNode.push(
+        yield* evaluateAll(
+          plan,
+          o.node,
+          rows.map((r) => r.work),
+          "an order key"
+        )
+      )
+    }
+    orderKeys = rows.map((_, i) => perNode.map((values) => values[i]))
+  }
+  return rows.map((r, i) => {
+    const out: Record<string, unknown> = {}
+    for (const output of plan.outputs) {
+      out[output.key] = output.from !== undefined ? r.raw[output.from] : computed.get(output.key)![i]
+    }
+    return { row: out, orderKey: orderKeys?.[i], rowid: r.raw.$rowid as number | undefined }
+  })
+})
+
+/** SQL's default ordering: nulls last ascending, first descending; strings by code point. */
+export const compareValues = (a: unknown, b: unknown): number => {
+  if (a === b) return 0
+  if (a === null || a === undefined) return 1
+  if (b === null || b === undefined) return -1
+  if (a instanceof Date && b instanceof Date) return a.getTime() - b.getTime()
+  if (typeof a === "number" && typeof b === "number") return a - b
+  if (typeof a === "boolean" && typeof b === "boolean") return (a ? 1 : 0) - (b ? 1 : 0)
+  const sa = typeof a === "string" ? a : JSON.stringify(a)
+  const sb = typeof b === "string" ? b : JSON.stringify(b)
+  return sa < sb ? -1 : sa > sb ? 1 : 0
+}
+
+const loadPlan = (query: Query<any, any>, extra?: { readonly reverse?: boolean }) =>
+  Effect.gen(function* () {
+    const store = yield* Store
+    const meta = yield* query.source.load
+    const p = plan(query, meta, store, extra)
+    if (p instanceof QueryError) return yield* p
+    return { store, plan: p }
+  })
+
+const BATCH = 1000
+
+const stream = <R>(query: Query<any, R>): Stream.Stream<R, QueryFailure, Store> =>
+  Stream.unwrap(
+    Effect.gen(function* () {
+      const { store, plan } = yield* loadPlan(query)
+      if (plan.engineOrder !== undefined) {
+        return Stream.fromIterable((yield* collectPlanned(store, plan)) as ReadonlyArray<R>)
+      }
+      let rows = store.scan(plan.meta, { ...plan.spec, withRowid: true }).pipe(
+        Stream.grouped(BATCH),
+        Stream.mapEffect((batch) => finishBatch(plan, batch)),
+        Stream.flattenIterable,
+        Stream.map((r) => r.row as R)
+      )
+      if (plan.engineWhere.length > 0) {
+        if (plan.offset !== undefined) rows = Stream.drop(rows, plan.offset)
+        if (plan.limit !== undefined) rows = Stream.take(rows, plan.limit)
+      }
+      return rows
+    })
+  )
+
+const collectPlanned = Effect.fnUntraced(function* (store: Store["Service"], plan: Plan) {
+  const raws = yield* store.scanAll(plan.meta, { ...plan.spec, withRowid: true })
+  const finished: Array<{
+    row: Record<string, unknown>
+    orderKey?: ReadonlyArray<unknown> | undefined
+    rowid?: number | undefined
+  }> = []
+  for (let i = 0; i < raws.length; i += BATCH) {
+    finished.push(...(yield* finishBatch(plan, raws.slice(i, i + BATCH))))
+  }
+  if (plan.engineOrder !== undefined) {
+    const order = plan.engineOrder
+    finished.sort((a, b) => {
+      for (const [k, o] of order.entries()) {
+        const x = a.orderKey![k]
+        const y = b.orderKey![k]
+        // Nulls sort last ascending and first descending, as in SQL.
+        const c = compareValues(x, y)
+        if (c !== 0) return o.desc ? -c : c
+      }
+      return (a.rowid ?? 0) - (b.rowid ?? 0)
+    })
+  }
+  const start = plan.engineOrder !== undefined || plan.engineWhere.length > 0 ? (plan.offset ?? 0) : 0
+  const end =
+    plan.engineOrder !== undefined || plan.engineWhere.length > 0
+      ? plan.limit === undefined
+        ? undefined
+        : start + plan.limit
+      : undefined
+  return finished.slice(start, end).map((r) => r.row)
+})
+
+const collect = <R>(query: Query<any, R>): Effect.Effect<ReadonlyArray<R>, QueryFailure, Store> =>
+  Effect.gen(function* () {
+    const { store, plan } = yield* loadPlan(query)
+    return (yield* collectPlanned(store, plan)) as ReadonlyArray<R>
+  })
+
+const tail = <R>(query: Query<any, R>, n: number): Effect.Effect<ReadonlyArray<R>, QueryFailure, Store> =>
+  Effect.gen(function* () {
+    if (query.state.orderBy.length > 0 || query.state.limit !== undefined || query.state.offset !== undefined) {
+      // With an explicit order, the tail is the end of the ordered result.
+      const all = yield* collect(query)
+      return all.slice(Math.max(0, all.length - n))
+    }
+    const { store, plan } = yield* loadPlan(query.limit(n), { reverse: true })
+    const rows = yield* collectPlanned(store, plan)
+    return [...rows].reverse() as ReadonlyArray<R>
+  })
+
+const count = (query: Query<any, any>): Effect.Effect<number, QueryFailure, Store> =>
+  Effect.gen(function* () {
+    const { store, plan } = yield* loadPlan(query.select({}))
+    if (plan.engineWhere.length === 0) {
+      const n = yield* store.count(plan.meta, plan.spec.where)
+      const afterOffset = Math.max(0, n - (plan.offset ?? 0))
+      return plan.limit === undefined ? afterOffset : Math.min(afterOffset, plan.limit)
+    }
+    return (yield* collectPlanned(store, plan)).length
+  })

@@ -1,0 +1,166 @@
+/**
+ * Store: the contract between the engine and the storage that keeps the
+ * catalog and the rows (implemented on PostgreSQL by `@tessera/sql`).
+ *
+ * The engine decides what to compute; the store persists it. Every stored
+ * computed cell has, beside its value, a state (pending / done / error) and
+ * its error's type, message and attempt count, so that pending work is data.
+ */
+import type { Effect, Stream } from "effect"
+import { Context, Schema } from "effect"
+import type * as Catalog from "./Catalog.ts"
+import type * as ColumnType from "./ColumnType.ts"
+import type * as Expr from "./Expr.ts"
+
+export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+export type CellState = "pending" | "done" | "error"
+
+/** A stored computed cell. */
+export interface Cell {
+  readonly value: unknown
+  readonly state: CellState
+  readonly errorType: string | null
+  readonly errorMessage: string | null
+  readonly attempts: number
+}
+
+/** A column definition before the catalog gives it an id. */
+export interface NewColumn {
+  readonly name: string
+  readonly type: ColumnType.ColumnType
+  readonly nullable: boolean
+  readonly computed?: Catalog.Computed | undefined
+}
+
+export interface ScanSpec {
+  /** Conditions, all of which the store can evaluate (see `pushable`). */
+  readonly where: ReadonlyArray<Expr.Node>
+  /** Values to return under each key. */
+  readonly outputs: ReadonlyArray<{ readonly key: string; readonly node: Expr.Node }>
+  readonly orderBy: ReadonlyArray<{ readonly node: Expr.Node; readonly desc: boolean }>
+  readonly limit?: number | undefined
+  readonly offset?: number | undefined
+  /** Also return each row's id under the key `"$rowid"`. */
+  readonly withRowid?: boolean | undefined
+  /** The direction of the row-id order that follows `orderBy` (ascending by default). */
+  readonly rowidOrder?: "asc" | "desc" | undefined
+  /** Only these rows. */
+  readonly rowids?: ReadonlyArray<number> | undefined
+  /** Also return the full `Cell` of these stored computed columns, under `"$cell<id>"`. */
+  readonly cells?: ReadonlyArray<number> | undefined
+}
+
+/** A change's counts, recorded in the table's history. */
+export interface Change {
+  readonly inserted?: number
+  readonly updated?: number
+  readonly deleted?: number
+  readonly errors?: number
+}
+
+export type IfExists = "error" | "ignore" | "replace"
+
+export class Store extends Context.Service<
+  Store,
+  {
+    // directories -------------------------------------------------------------
+    readonly createDir: (
+      path: string,
+      options: { readonly ifExists: "error" | "ignore"; readonly parents: boolean }
+    ) => Effect.Effect<void, Catalog.CatalogError | StoreError>
+    readonly dropDir: (
+      path: string,
+      options: { readonly force: boolean; readonly ifNotExists: "error" | "ignore" }
+    ) => Effect.Effect<void, Catalog.CatalogError | StoreError>
+    readonly listDirs: (
+      path: string,
+      recursive: boolean
+    ) => Effect.Effect<ReadonlyArray<string>, Catalog.CatalogError | StoreError>
+    readonly listTables: (
+      path: string,
+      recursive: boolean
+    ) => Effect.Effect<ReadonlyArray<string>, Catalog.CatalogError | StoreError>
+
+    // tables ------------------------------------------------------------------
+    readonly createTable: (
+      path: string,
+      columns: ReadonlyArray<NewColumn>,
+      options: { readonly ifExists: IfExists }
+    ) => Effect.Effect<
+      { readonly table: Catalog.TableMeta; readonly created: boolean },
+      Catalog.CatalogError | StoreError
+    >
+    readonly getTable: (path: string) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
+    readonly dropTable: (
+      path: string,
+      options: { readonly ifNotExists: "error" | "ignore" }
+    ) => Effect.Effect<void, Catalog.CatalogError | StoreError>
+    readonly moveTable: (from: string, to: string) => Effect.Effect<void, Catalog.CatalogError | StoreError>
+    /** Adds a column (physically and in the catalog) as a new schema version. */
+    readonly addColumn: (
+      table: Catalog.TableMeta,
+      column: NewColumn
+    ) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
+    /** Records a data change as a new table version; returns the new version. */
+    readonly bumpVersion: (table: Catalog.TableMeta, change: Change) => Effect.Effect<number, StoreError>
+    /** Adds to the counts of the table's current version (e.g. a backfill's errors). */
+    readonly recordErrors: (table: Catalog.TableMeta, errors: number) => Effect.Effect<void, StoreError>
+
+    // rows --------------------------------------------------------------------
+    /** Whether the store can evaluate an expression itself. */
+    readonly pushable: (table: Catalog.TableMeta, node: Expr.Node) => boolean
+    readonly scan: (table: Catalog.TableMeta, spec: ScanSpec) => Stream.Stream<Record<string, unknown>, StoreError>
+    /** The same as `scan`, read at once (usable inside a transaction). */
+    readonly scanAll: (
+      table: Catalog.TableMeta,
+      spec: ScanSpec
+    ) => Effect.Effect<ReadonlyArray<Record<string, unknown>>, StoreError>
+    /** Live rows in id order after `after`, at most `limit` (for batch processing). */
+    readonly scanPage: (
+      table: Catalog.TableMeta,
+      spec: ScanSpec,
+      after: number,
+      limit: number
+    ) => Effect.Effect<ReadonlyArray<Record<string, unknown>>, StoreError>
+    readonly count: (table: Catalog.TableMeta, where: ReadonlyArray<Expr.Node>) => Effect.Effect<number, StoreError>
+    /**
+     * Inserts rows at `version`. `rows[i][j]` is the value of `columns[j]`; for
+     * stored computed columns it is a `Cell`.
+     */
+    readonly insertRows: (
+      table: Catalog.TableMeta,
+      version: number,
+      columns: ReadonlyArray<Catalog.ColumnMeta>,
+      rows: ReadonlyArray<ReadonlyArray<unknown>>
+    ) => Effect.Effect<void, StoreError>
+    /** Writes computed cells of live rows in place (materialisation, not a new version). */
+    readonly writeCells: (
+      table: Catalog.TableMeta,
+      column: Catalog.ColumnMeta,
+      cells: ReadonlyArray<{ readonly rowid: number; readonly cell: Cell }>
+    ) => Effect.Effect<void, StoreError>
+    /**
+     * Replaces live rows by new versions of themselves (same row ids) at
+     * `version`: the old versions stop being live, the new ones start.
+     */
+    readonly replaceRows: (
+      table: Catalog.TableMeta,
+      version: number,
+      columns: ReadonlyArray<Catalog.ColumnMeta>,
+      rows: ReadonlyArray<{ readonly rowid: number; readonly values: ReadonlyArray<unknown> }>
+    ) => Effect.Effect<void, StoreError>
+    /** Ends the given live rows at `version`; returns how many there were. */
+    readonly deleteRows: (
+      table: Catalog.TableMeta,
+      version: number,
+      rowids: ReadonlyArray<number>
+    ) => Effect.Effect<number, StoreError>
+
+    /** Runs `effect` in one transaction: all of its writes land, or none. */
+    readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StoreError, R>
+  }
+>()("@tessera/core/Store") {}

@@ -1,0 +1,727 @@
+/**
+ * Table: the user-facing handle on a table, and the catalog operations that
+ * create, open, list, move and drop tables.
+ *
+ * A handle is typed by its schema: `insert` takes the data columns (nullable
+ * ones optional, computed ones absent), queries return every column with its
+ * TypeScript type, and `addComputedColumn` returns a handle whose type has the
+ * new column. Every operation is an Effect that needs the `Store`.
+ */
+import { Effect, Schema, type Stream } from "effect"
+import * as Catalog from "./Catalog.ts"
+import type * as Column from "./Column.ts"
+import * as ColumnType from "./ColumnType.ts"
+import * as Compute from "./Compute.ts"
+import * as Evaluate from "./Evaluate.ts"
+import * as Expr from "./Expr.ts"
+import * as Query from "./Query.ts"
+import { type Cell, type NewColumn, Store, type StoreError } from "./Store.ts"
+
+/** Invalid input rows: nothing from the operation was written. */
+export class ValidationError extends Schema.TaggedError<ValidationError>()("ValidationError", {
+  table: Schema.String,
+  operation: Schema.Literals(["insert", "update"]),
+  /** The 0-based index of the offending row in the input (insert) or the row id (update). */
+  row: Schema.Number,
+  column: Schema.String,
+  message: Schema.String
+}) {}
+
+export interface InsertResult {
+  readonly inserted: number
+  /** Computed cells written. */
+  readonly computed: number
+  /** Computed cells that failed (with `onError: "record"`). */
+  readonly errors: number
+  readonly columnsWithErrors: ReadonlyArray<string>
+  /** The table version the insert created. */
+  readonly version: number
+}
+
+export interface UpdateResult {
+  readonly updated: number
+  readonly computed: number
+  readonly errors: number
+  readonly version: number
+}
+
+export interface ColumnInfo {
+  readonly name: string
+  readonly type: string
+  readonly nullable: boolean
+  readonly computed: string | undefined
+  readonly stored: boolean
+  readonly onError: Catalog.OnError | undefined
+  readonly state: Catalog.ColumnState
+}
+
+export type WriteFailure =
+  | ValidationError
+  | Compute.ComputeError
+  | Compute.UnknownFunctionError
+  | Catalog.CatalogError
+  | StoreError
+  | Query.QueryError
+
+/** A table with an unknown schema (opened by path): every column is accepted and returned untyped. */
+export type Dynamic = Record<string, Column.Column<any, any, true>>
+
+type Condition<S extends Column.Specs> =
+  | Expr.Expr<boolean | null>
+  | Expr.Expr<boolean>
+  | ((c: Query.Columns<S>) => Expr.Expr<boolean | null> | Expr.Expr<boolean>)
+
+type UpdateValues<S extends Column.Specs> = {
+  readonly [K in keyof S]?: S[K] extends Column.Column<infer T, infer I, infer N>
+    ? Expr.Input<N extends true ? T | I | null : T | I>
+    : never
+}
+
+const BATCH = 5000
+
+const columnsOf = <S extends Column.Specs>(meta: Catalog.TableMeta): Query.Columns<S> => {
+  const out: Record<string, Expr.ColumnRef<unknown>> = {}
+  for (const column of meta.columns) {
+    out[column.name] = new Expr.ColumnRef(column.id, column.name, column.type, column.computed !== undefined)
+  }
+  return out as unknown as Query.Columns<S>
+}
+
+const emptyCell = (value: unknown): Cell => ({
+  value,
+  state: "done",
+  errorType: null,
+  errorMessage: null,
+  attempts: 0
+})
+
+export class Table<S extends Column.Specs> {
+  readonly path: string
+  readonly id: number
+  /** Typed references to the columns, for expressions: `t.c.title`. */
+  readonly c: Query.Columns<S>
+  /** The catalog entry this handle was made from. */
+  readonly meta: Catalog.TableMeta
+
+  constructor(meta: Catalog.TableMeta) {
+    this.path = meta.path
+    this.id = meta.id
+    this.meta = meta
+    this.c = columnsOf<S>(meta)
+  }
+
+  /** The table's current catalog entry (it may have changed since this handle was made). */
+  get load(): Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError, Store> {
+    const { path, id } = this
+    return Effect.gen(function* () {
+      const store = yield* Store
+      const meta = yield* store.getTable(path)
+      if (meta.id !== id) {
+        return yield* new Catalog.CatalogError({
+          reason: "NotFound",
+          path,
+          message: `the table ${path} this handle refers to was dropped (another table has that path now)`
+        })
+      }
+      return meta
+    })
+  }
+
+  private get query(): Query.Query<S, Column.Row<S>> {
+    return new Query.Query<S, Column.Row<S>>({ path: this.path, id: this.id, load: this.load }, this.c)
+  }
+
+  // queries ----------------------------------------------------------------------
+  where(condition: Condition<S>): Query.Query<S, Column.Row<S>> {
+    return this.query.where(condition)
+  }
+  select<O extends Record<string, Expr.Expr<any>>>(
+    outputs: O | ((c: Query.Columns<S>) => O)
+  ): Query.Query<S, { readonly [K in keyof O]: Query.TypeOfExpr<O[K]> }> {
+    return this.query.select(outputs)
+  }
+  orderBy(
+    key: (keyof S & string) | Expr.Expr<any> | ((c: Query.Columns<S>) => Expr.Expr<any>),
+    direction: "asc" | "desc" = "asc"
+  ): Query.Query<S, Column.Row<S>> {
+    return this.query.orderBy(key as any, direction)
+  }
+  limit(n: number): Query.Query<S, Column.Row<S>> {
+    return this.query.limit(n)
+  }
+  collect(): Effect.Effect<ReadonlyArray<Column.Row<S>>, Query.QueryFailure, Store> {
+    return this.query.collect()
+  }
+  stream(): Stream.Stream<Column.Row<S>, Query.QueryFailure, Store> {
+    return this.query.stream()
+  }
+  count(): Effect.Effect<number, Query.QueryFailure, Store> {
+    return this.query.count()
+  }
+  head(n = 10): Effect.Effect<ReadonlyArray<Column.Row<S>>, Query.QueryFailure, Store> {
+    return this.query.head(n)
+  }
+  tail(n = 10): Effect.Effect<ReadonlyArray<Column.Row<S>>, Query.QueryFailure, Store> {
+    return this.query.tail(n)
+  }
+
+  /** The columns with their types, expressions and states. */
+  describe(): Effect.Effect<ReadonlyArray<ColumnInfo>, Catalog.CatalogError | StoreError, Store> {
+    return Effect.map(this.load, (meta) =>
+      meta.columns.map((c) => ({
+        name: c.name,
+        type: ColumnType.show(c.type),
+        nullable: c.nullable,
+        computed: c.computed === undefined ? undefined : Expr.show(c.computed.expr),
+        stored: c.computed === undefined ? true : c.computed.stored,
+        onError: c.computed?.onError,
+        state: Catalog.columnState(c)
+      }))
+    )
+  }
+
+  // writes -------------------------------------------------------------------------
+
+  /**
+   * Inserts rows, computing every stored computed column for them. Invalid
+   * input, or a failing cell of an `onError: "abort"` column, fails the call
+   * and writes nothing.
+   */
+  insert(rows: ReadonlyArray<Column.InsertRow<S>>): Effect.Effect<InsertResult, WriteFailure, Store> {
+    const load = this.load
+    return Effect.gen(function* () {
+      const store = yield* Store
+      const meta = yield* load
+      const dataColumns = meta.columns.filter((c) => c.computed === undefined)
+      const byName = new Map(meta.columns.map((c) => [c.name, c]))
+      const work: Array<Compute.WorkRow> = []
+      for (const [index, row] of rows.entries()) {
+        if (typeof row !== "object" || row === null) {
+          return yield* new ValidationError({
+            table: meta.path,
+            operation: "insert",
+            row: index,
+            column: "",
+            message: `row ${index} of the insert into ${meta.path} is not an object`
+          })
+        }
+        for (const name of Object.keys(row)) {
+          const column = byName.get(name)
+          if (column === undefined || column.computed !== undefined) {
+            return yield* new ValidationError({
+              table: meta.path,
+              operation: "insert",
+              row: index,
+              column: name,
+              message:
+                column === undefined
+                  ? `row ${index}: ${meta.path} has no column ${JSON.stringify(name)}`
+                  : `row ${index}: ${name} is a computed column of ${meta.path} and cannot be inserted`
+            })
+          }
+        }
+        const values = new Map<number, unknown>()
+        for (const column of dataColumns) {
+          const raw = (row as Record<string, unknown>)[column.name]
+          if (raw === undefined || raw === null) {
+            if (!column.nullable) {
+              return yield* new ValidationError({
+                table: meta.path,
+                operation: "insert",
+                row: index,
+                column: column.name,
+                message: `row ${index}: column ${column.name} (${ColumnType.show(column.type)}) of ${meta.path} is required, got ${raw === null ? "null" : "nothing"}`
+              })
+            }
+            values.set(column.id, null)
+            continue
+          }
+          const checked = ColumnType.validate(column.type, raw)
+          if (checked._tag === "Failure") {
+            return yield* new ValidationError({
+              table: meta.path,
+              operation: "insert",
+              row: index,
+              column: column.name,
+              message: `row ${index}: column ${column.name} (${ColumnType.show(column.type)}) of ${meta.path}: ${checked.failure}`
+            })
+          }
+          values.set(column.id, checked.success)
+        }
+        work.push({ values, errors: new Map() })
+      }
+
+      const computedColumns = meta.columns.filter((c) => c.computed?.stored === true)
+      const cells = yield* Compute.computeColumns(meta, computedColumns, work)
+      const abort = Compute.firstAbort(meta, computedColumns, cells, (i) => i)
+      if (abort !== undefined) return yield* abort
+
+      const stored = [...dataColumns, ...computedColumns]
+      const physical = work.map((row, i) =>
+        stored.map((c) => (c.computed === undefined ? row.values.get(c.id) : cells.get(c.id)![i]))
+      )
+      let errors = 0
+      const columnsWithErrors: Array<string> = []
+      for (const column of computedColumns) {
+        const n = cells.get(column.id)!.filter((cell) => cell.state === "error").length
+        errors += n
+        if (n > 0) columnsWithErrors.push(column.name)
+      }
+      const version = yield* store.transaction(
+        Effect.gen(function* () {
+          const version = yield* store.bumpVersion(meta, { inserted: rows.length, errors })
+          for (let i = 0; i < physical.length; i += BATCH) {
+            yield* store.insertRows(meta, version, stored, physical.slice(i, i + BATCH))
+          }
+          return version
+        })
+      )
+      return {
+        inserted: rows.length,
+        computed: computedColumns.length * rows.length - errors,
+        errors,
+        columnsWithErrors,
+        version
+      } satisfies InsertResult
+    })
+  }
+
+  /**
+   * Adds a column computed from others. A stored column is backfilled now for
+   * every row and kept up to date on insert and update; an unstored one is
+   * evaluated when read. With `onError: "abort"` (the default) a failing cell
+   * fails the call and the column is not added; with `"record"` the cell keeps
+   * its error (queryable as `errorType` / `errorMessage`).
+   */
+  addComputedColumn<N extends string, T>(
+    name: N,
+    expr: Expr.Expr<T>,
+    options?: { readonly onError?: Catalog.OnError; readonly stored?: boolean }
+  ): Effect.Effect<Table<S & { readonly [K in N]: Column.Computed<T> }>, WriteFailure, Store> {
+    const load = this.load
+    return Effect.gen(function* () {
+      const store = yield* Store
+      const meta = yield* load
+      const nameError = Catalog.checkColumnName(meta.path, name)
+      if (nameError !== undefined) return yield* nameError
+      if (meta.columns.some((c) => c.name === name)) {
+        return yield* new Catalog.CatalogError({
+          reason: "AlreadyExists",
+          path: meta.path,
+          message: `${meta.path} already has a column ${JSON.stringify(name)}`
+        })
+      }
+      const ids = new Set(meta.columns.map((c) => c.id))
+      for (const id of Expr.columnIds(expr.node)) {
+        if (!ids.has(id)) {
+          return yield* new Catalog.CatalogError({
+            reason: "InvalidDefinition",
+            path: meta.path,
+            message: `the expression for ${name} refers to a column that ${meta.path} does not have (columns of another table?)`
+          })
+        }
+      }
+      if (Expr.readsErrors(expr.node)) {
+        return yield* new Catalog.CatalogError({
+          reason: "InvalidDefinition",
+          path: meta.path,
+          message: `${name}: computed columns may not depend on another column's errorType or errorMessage`
+        })
+      }
+      const column: NewColumn = {
+        name,
+        type: expr.type,
+        nullable: true,
+        computed: { expr: expr.node, onError: options?.onError ?? "abort", stored: options?.stored ?? true }
+      }
+      yield* Compute.checkFunctions(meta, [{ ...column, id: -1, addedIn: meta.version }])
+      const next = yield* store.transaction(
+        Effect.gen(function* () {
+          const next = yield* store.addColumn(meta, column)
+          if (column.computed!.stored) {
+            const added = next.columns.find((c) => c.name === name)!
+            const errors = yield* computeStored(store, next, [added], [], "backfill")
+            if (errors > 0) yield* store.recordErrors(next, errors)
+          }
+          return next
+        })
+      )
+      return new Table<S & { readonly [K in N]: Column.Computed<T> }>(next)
+    })
+  }
+
+  /**
+   * Sets `values` (plain values or expressions over the row, e.g.
+   * `{ n: t.c.n.plus(1) }`) on the rows matching `where` (all rows without
+   * it), and recomputes exactly the computed columns that depend on them.
+   */
+  update(
+    values: UpdateValues<S> | ((c: Query.Columns<S>) => UpdateValues<S>),
+    where?: Condition<S>,
+    options?: { readonly cascade?: boolean }
+  ): Effect.Effect<UpdateResult, WriteFailure, Store> {
+    const self = this
+    return Effect.gen(function* () {
+      const store = yield* Store
+      const meta = yield* self.load
+      const v = typeof values === "function" ? values(self.c) : values
+      const byName = new Map(meta.columns.map((c) => [c.name, c]))
+      const assignments: Array<{ column: Catalog.ColumnMeta; node: Expr.Node }> = []
+      for (const [name, value] of Object.entries(v)) {
+        if (value === undefined) continue
+        const column = byName.get(name)
+        if (column === undefined || column.computed !== undefined) {
+          return yield* new ValidationError({
+            table: meta.path,
+            operation: "update",
+            row: -1,
+            column: name,
+            message:
+              column === undefined
+                ? `${meta.path} has no column ${JSON.stringify(name)}`
+                : `${name} is a computed column of ${meta.path} and cannot be updated (use recompute)`
+          })
+        }
+        assignments.push({ column, node: Expr.toExpr(value, column.type).node })
+      }
+      const recompute =
+        options?.cascade === false ? [] : Catalog.dependents(meta, new Set(assignments.map((a) => a.column.id)))
+      const condition = where === undefined ? undefined : typeof where === "function" ? where(self.c) : where
+      return yield* rewrite(store, meta, condition?.node, assignments, recompute, undefined)
+    })
+  }
+
+  /** Deletes the rows matching `where` (every row without it); returns how many. */
+  delete(where?: Condition<S>): Effect.Effect<number, WriteFailure, Store> {
+    const self = this
+    return Effect.gen(function* () {
+      const store = yield* Store
+      const meta = yield* self.load
+      const condition = where === undefined ? undefined : typeof where === "function" ? where(self.c) : where
+      const rowids = yield* matchingRowids(store, meta, condition?.node)
+      if (rowids.length === 0) return 0
+      return yield* store.transaction(
+        Effect.gen(function* () {
+          const version = yield* store.bumpVersion(meta, { deleted: rowids.length })
+          return yield* store.deleteRows(meta, version, rowids)
+        })
+      )
+    })
+  }
+
+  /**
+   * Recomputes stored computed columns for the rows matching `where`:
+   * `errorsOnly` limits it to rows where one of them failed; `cascade` (on by
+   * default) also recomputes the columns that depend on them.
+   */
+  recompute(
+    columns: ReadonlyArray<keyof S & string>,
+    options?: { readonly where?: Condition<S>; readonly errorsOnly?: boolean; readonly cascade?: boolean }
+  ): Effect.Effect<UpdateResult, WriteFailure, Store> {
+    const self = this
+    return Effect.gen(function* () {
+      const store = yield* Store
+      const meta = yield* self.load
+      const targets: Array<Catalog.ColumnMeta> = []
+      for (const name of columns) {
+        const column = meta.columns.find((c) => c.name === name)
+        if (column?.computed?.stored !== true) {
+          return yield* new Catalog.CatalogError({
+            reason: "InvalidDefinition",
+            path: meta.path,
+            message: `cannot recompute ${JSON.stringify(name)}: it is not a stored computed column of ${meta.path}`
+          })
+        }
+        targets.push(column)
+      }
+      const ids = new Set(targets.map((c) => c.id))
+      const all =
+        options?.cascade === false
+          ? targets
+          : meta.columns.filter((c) => ids.has(c.id) || Catalog.dependents(meta, ids).some((d) => d.id === c.id))
+      const where = options?.where
+      let condition = where === undefined ? undefined : (typeof where === "function" ? where(self.c) : where).node
+      if (options?.errorsOnly) {
+        const failedAny = Expr.or(
+          ...targets.map(
+            (c) => new Expr.ColumnRef(c.id, c.name, c.type, true).errorType.isNotNull() as Expr.Expr<boolean | null>
+          )
+        ).node
+        condition =
+          condition === undefined ? failedAny : { _tag: "Binary", op: "and", left: condition, right: failedAny }
+      }
+      return yield* rewrite(store, meta, condition, [], all, undefined)
+    })
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Shared write paths
+// ---------------------------------------------------------------------------
+
+const columnNode = (c: Catalog.ColumnMeta): Expr.Node => ({ _tag: "Column", id: c.id, name: c.name })
+
+/** The ids of the live rows matching a condition (evaluated in SQL where possible). */
+const matchingRowids = Effect.fnUntraced(function* (
+  store: Store["Service"],
+  meta: Catalog.TableMeta,
+  condition: Expr.Node | undefined
+) {
+  const node = condition === undefined ? undefined : Catalog.inlineUnstored(meta, condition)
+  if (node === undefined || store.pushable(meta, node)) {
+    const rows = yield* store.scanAll(meta, {
+      where: node === undefined ? [] : [node],
+      outputs: [],
+      orderBy: [],
+      withRowid: true
+    })
+    return rows.map((r) => r.$rowid as number)
+  }
+  const ids = Expr.columnIds(node)
+  const columns = meta.columns.filter((c) => ids.has(c.id))
+  const rows = yield* store.scanAll(meta, {
+    where: [],
+    outputs: columns.map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
+    orderBy: [],
+    withRowid: true,
+    cells: columns.filter((c) => c.computed?.stored).map((c) => c.id)
+  })
+  const work = rows.map((r) => workRowFrom(meta, r))
+  const cells = yield* Compute.evaluateRows(meta, node, work)
+  return rows.filter((_, i) => cells[i]!.state === "done" && cells[i]!.value === true).map((r) => r.$rowid as number)
+})
+
+const workRowFrom = (meta: Catalog.TableMeta, raw: Record<string, unknown>): Compute.WorkRow => {
+  const values = new Map<number, unknown>()
+  const errors = new Map<number, { type: string; message: string }>()
+  for (const column of meta.columns) {
+    const cell = raw[`$cell${column.id}`] as Cell | undefined
+    if (cell !== undefined) {
+      values.set(column.id, cell.value)
+      if (cell.state === "error")
+        errors.set(column.id, { type: cell.errorType ?? "Error", message: cell.errorMessage ?? "" })
+    } else if (`$c${column.id}` in raw) values.set(column.id, raw[`$c${column.id}`])
+  }
+  return { values, errors }
+}
+
+/**
+ * Computes `targets` for every live row (in pages) and writes the cells in
+ * place. Used by backfills, where the column is new in this version.
+ */
+const computeStored = Effect.fnUntraced(function* (
+  store: Store["Service"],
+  meta: Catalog.TableMeta,
+  targets: ReadonlyArray<Catalog.ColumnMeta>,
+  where: ReadonlyArray<Expr.Node>,
+  _what: "backfill"
+) {
+  const inputs = new Set<number>()
+  for (const t of targets)
+    for (const id of Expr.columnIds(Catalog.inlineUnstored(meta, t.computed!.expr))) inputs.add(id)
+  const inputColumns = meta.columns.filter((c) => inputs.has(c.id))
+  const spec = {
+    where,
+    outputs: inputColumns.map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
+    orderBy: [],
+    cells: inputColumns.filter((c) => c.computed?.stored).map((c) => c.id)
+  }
+  let after = -1
+  let errors = 0
+  while (true) {
+    const page = yield* store.scanPage(meta, spec, after, BATCH)
+    if (page.length === 0) break
+    after = page[page.length - 1]!.$rowid as number
+    const work = page.map((r) => workRowFrom(meta, r))
+    const cells = yield* Compute.computeColumns(meta, targets, work)
+    const abort = Compute.firstAbort(meta, targets, cells, (i) => page[i]!.$rowid as number)
+    if (abort !== undefined) return yield* abort
+    for (const t of targets) {
+      const column = cells.get(t.id)!
+      errors += column.filter((c) => c.state === "error").length
+      yield* store.writeCells(
+        meta,
+        t,
+        column.map((cell, i) => ({ rowid: page[i]!.$rowid as number, cell }))
+      )
+    }
+  }
+  return errors
+})
+
+/**
+ * Rewrites the live rows matching `condition` as a new version: applies the
+ * assignments, recomputes `recompute`, keeps every other cell as it was.
+ */
+const rewrite = Effect.fnUntraced(function* (
+  store: Store["Service"],
+  meta: Catalog.TableMeta,
+  condition: Expr.Node | undefined,
+  assignments: ReadonlyArray<{ readonly column: Catalog.ColumnMeta; readonly node: Expr.Node }>,
+  recompute: ReadonlyArray<Catalog.ColumnMeta>,
+  _reserved: undefined
+) {
+  const rowids = new Set(yield* matchingRowids(store, meta, condition))
+  const stored = meta.columns.filter((c) => c.computed === undefined || c.computed.stored)
+  const storedComputed = stored.filter((c) => c.computed !== undefined).map((c) => c.id)
+  const types = Catalog.columnTypes(meta)
+  let total = { updated: 0, computed: 0, errors: 0 }
+  if (rowids.size === 0) return { ...total, version: meta.version } satisfies UpdateResult
+  const ids = [...rowids].sort((a, b) => a - b)
+  const rows: Array<{ rowid: number; values: Array<unknown> }> = []
+  for (let start = 0; start < ids.length; start += BATCH) {
+    const chunk = ids.slice(start, start + BATCH)
+    const raws = yield* store.scanAll(meta, {
+      where: [],
+      rowids: chunk,
+      outputs: stored.filter((c) => c.computed === undefined).map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
+      orderBy: [],
+      withRowid: true,
+      cells: storedComputed
+    })
+    const work = raws.map((r) => workRowFrom(meta, r))
+    for (const [i, row] of work.entries()) {
+      const before = new Map(row.values)
+      for (const a of assignments) {
+        const env: Evaluate.Env = {
+          column: (id) => before.get(id) ?? null,
+          error: () => null,
+          call: () => null
+        }
+        let value: unknown
+        try {
+          value = Evaluate.evaluate(a.node, env, types)
+        } catch (error) {
+          return yield* new ValidationError({
+            table: meta.path,
+            operation: "update",
+            row: raws[i]!.$rowid as number,
+            column: a.column.name,
+            message: `updating ${a.column.name} of row ${raws[i]!.$rowid}: ${error instanceof Error ? error.message : String(error)}`
+          })
+        }
+        if (value === null || value === undefined) {
+          if (!a.column.nullable) {
+            return yield* new ValidationError({
+              table: meta.path,
+              operation: "update",
+              row: raws[i]!.$rowid as number,
+              column: a.column.name,
+              message: `row ${raws[i]!.$rowid}: column ${a.column.name} of ${meta.path} is not nullable`
+            })
+          }
+          row.values.set(a.column.id, null)
+          continue
+        }
+        const checked = ColumnType.validate(a.column.type, value)
+        if (checked._tag === "Failure") {
+          return yield* new ValidationError({
+            table: meta.path,
+            operation: "update",
+            row: raws[i]!.$rowid as number,
+            column: a.column.name,
+            message: `row ${raws[i]!.$rowid}: column ${a.column.name} (${ColumnType.show(a.column.type)}) of ${meta.path}: ${checked.failure}`
+          })
+        }
+        row.values.set(a.column.id, checked.success)
+      }
+    }
+    const cells = yield* Compute.computeColumns(meta, recompute, work)
+    const abort = Compute.firstAbort(meta, recompute, cells, (i) => raws[i]!.$rowid as number)
+    if (abort !== undefined) return yield* abort
+    for (const [i, raw] of raws.entries()) {
+      rows.push({
+        rowid: raw.$rowid as number,
+        values: stored.map((c) => {
+          if (c.computed === undefined) return work[i]!.values.get(c.id) ?? null
+          const recomputed = cells.get(c.id)
+          if (recomputed !== undefined) return recomputed[i]!
+          return (raw[`$cell${c.id}`] as Cell | undefined) ?? emptyCell(null)
+        })
+      })
+    }
+    for (const column of recompute) {
+      const failed = cells.get(column.id)!.filter((c) => c.state === "error").length
+      total = {
+        ...total,
+        computed: total.computed + raws.length - failed,
+        errors: total.errors + failed
+      }
+    }
+  }
+  total = { ...total, updated: rows.length }
+  const version = yield* store.transaction(
+    Effect.gen(function* () {
+      const version = yield* store.bumpVersion(meta, { updated: rows.length, errors: total.errors })
+      for (let i = 0; i < rows.length; i += BATCH) {
+        yield* store.replaceRows(meta, version, stored, rows.slice(i, i + BATCH))
+      }
+      return version
+    })
+  )
+  return { ...total, version } satisfies UpdateResult
+})
+
+// ---------------------------------------------------------------------------
+// Catalog operations
+// ---------------------------------------------------------------------------
+
+export interface CreateOptions {
+  readonly ifExists?: "error" | "ignore" | "replace" | undefined
+}
+
+/** Creates a table from a schema of data columns. */
+export const create = <S extends Record<string, Column.Any>>(
+  path: string,
+  schema: S,
+  options?: CreateOptions
+): Effect.Effect<Table<S>, Catalog.CatalogError | StoreError, Store> =>
+  Effect.gen(function* () {
+    const store = yield* Store
+    const columns: Array<NewColumn> = []
+    for (const [name, spec] of Object.entries(schema)) {
+      const error = Catalog.checkColumnName(path, name)
+      if (error !== undefined) return yield* error
+      if (spec?._tag !== "Column") {
+        return yield* new Catalog.CatalogError({
+          reason: "InvalidDefinition",
+          path,
+          message: `column ${name} of ${path} is not a column definition (use Column.String, Column.Int, ...)`
+        })
+      }
+      columns.push({ name, type: spec.type, nullable: spec.nullable })
+    }
+    if (columns.length === 0) {
+      return yield* new Catalog.CatalogError({
+        reason: "InvalidDefinition",
+        path,
+        message: `a table needs at least one column (${path})`
+      })
+    }
+    const { table } = yield* store.createTable(path, columns, { ifExists: options?.ifExists ?? "error" })
+    return new Table<S>(table)
+  })
+
+/** Opens a table by path. Its schema is not known statically: rows are untyped. */
+export const get = (path: string): Effect.Effect<Table<Dynamic>, Catalog.CatalogError | StoreError, Store> =>
+  Effect.flatMap(Effect.service(Store), (store) => Effect.map(store.getTable(path), (meta) => new Table<Dynamic>(meta)))
+
+/** The paths of the tables in a directory (the root by default), recursively if asked. */
+export const list = (
+  dir = "",
+  options?: { readonly recursive?: boolean }
+): Effect.Effect<ReadonlyArray<string>, Catalog.CatalogError | StoreError, Store> =>
+  Effect.flatMap(Effect.service(Store), (store) => store.listTables(dir, options?.recursive ?? true))
+
+/** Drops a table and its data. */
+export const drop = (
+  path: string,
+  options?: { readonly ifNotExists?: "error" | "ignore" }
+): Effect.Effect<void, Catalog.CatalogError | StoreError, Store> =>
+  Effect.flatMap(Effect.service(Store), (store) =>
+    store.dropTable(path, { ifNotExists: options?.ifNotExists ?? "error" })
+  )
+
+/** Moves (or renames) a table. */
+export const move = (from: string, to: string): Effect.Effect<void, Catalog.CatalogError | StoreError, Store> =>
+  Effect.flatMap(Effect.service(Store), (store) => store.moveTable(from, to))

@@ -1,0 +1,790 @@
+/**
+ * SqlStore: the `Store` contract on PostgreSQL (either backend).
+ *
+ * The catalog lives in the `tessera` schema. Each table is one physical
+ * table `tessera_data.t_<id>` whose columns are named by id (`c_<id>`), never
+ * by user names, so renames are metadata-only and names never reach SQL
+ * text. Every row has a stable `rowid` and is visible at version V iff
+ * `v_min <= V < v_max`; the live rows have `v_max = 2147483647`. A stored
+ * computed column has, beside its value, its cell state `s_<id>` (0 pending,
+ * 1 done, 2 error) and error type, message and attempt count.
+ */
+import { Catalog, type ColumnType, Expr, Store } from "@tessera/core"
+import { Effect, Layer, Option, Stream } from "effect"
+import type { SqlError } from "effect/sql"
+import { SqlClient, type Statement } from "effect/sql"
+import { compile, fromSql, sqlType } from "./internal/compileExpr.ts"
+import { Database } from "./Database.ts"
+
+const LIVE = 2147483647
+const MAX_PARAMS = 65000
+
+const STATE_CODE = { pending: 0, done: 1, error: 2 } as const
+const STATE_NAME = ["pending", "done", "error"] as const
+
+const tableName = (id: number) => `tessera_data.t_${id}`
+const valueCol = (id: number) => `c_${id}`
+
+type Sql = SqlClient.SqlClient
+
+const storeError =
+  (what: string) =>
+  (cause: SqlError.SqlError): Store.StoreError =>
+    new Store.StoreError({ message: `${what}: ${cause.message}`, cause })
+
+const notFound = (path: string, what = "table") =>
+  new Catalog.CatalogError({ reason: "NotFound", path, message: `${what} ${JSON.stringify(path)} does not exist` })
+
+interface ColumnRow {
+  readonly column_id: number
+  readonly name: string
+  readonly definition: {
+    readonly type: ColumnType.ColumnType
+    readonly nullable: boolean
+    readonly computed?: { readonly expr: unknown; readonly onError: Catalog.OnError; readonly stored: boolean }
+  }
+  readonly added_in: number
+}
+
+interface DirRow {
+  readonly id: number
+  readonly parent_id: number | null
+  readonly name: string
+}
+
+/** A parameter for a value of a column type, with the SQL cast that types it. */
+const param = (
+  database: Database["Service"],
+  type: ColumnType.ColumnType,
+  value: unknown
+): { readonly value: unknown; readonly cast: string } => {
+  const cast = sqlType(type)
+  if (value === null || value === undefined) return { value: null, cast }
+  switch (type.kind) {
+    case "Json":
+    case "Array":
+      return { value: JSON.stringify(value), cast }
+    case "Vector":
+      return { value: database.vector(value as Float32Array), cast }
+    case "Int":
+      return { value: Number.isSafeInteger(value) ? value : Number(value), cast }
+    default:
+      return { value, cast }
+  }
+}
+
+export const make = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const database = yield* Database
+
+  const run = <A>(what: string, effect: Effect.Effect<A, SqlError.SqlError>) =>
+    Effect.mapError(effect, storeError(what))
+
+  const unsafe = <A extends object = Record<string, unknown>>(text: string, params: ReadonlyArray<unknown> = []) =>
+    sql.unsafe<A>(text, params as Array<unknown>)
+
+  // -------------------------------------------------------------------------
+  // Directories and paths
+  // -------------------------------------------------------------------------
+
+  const loadDirs = run(
+    "reading directories",
+    sql<DirRow>`SELECT id::int4 AS id, parent_id::int4 AS parent_id, name FROM tessera.dirs`
+  )
+
+  const dirPath = (dirs: ReadonlyMap<number, DirRow>, id: number | null): string => {
+    const parts: Array<string> = []
+    let current = id
+    while (current !== null) {
+      const dir = dirs.get(current)
+      if (dir === undefined) break
+      parts.unshift(dir.name)
+      current = dir.parent_id
+    }
+    return parts.join("/")
+  }
+
+  /** Resolves a directory path to its id (null for the root). */
+  const resolveDir = Effect.fnUntraced(function* (parts: ReadonlyArray<string>, fullPath: string) {
+    let parent: number | null = null
+    for (const [i, name] of parts.entries()) {
+      const rows: ReadonlyArray<{ id: number }> = yield* run(
+        "resolving a directory",
+        sql<{ id: number }>`SELECT id::int4 AS id FROM tessera.dirs
+          WHERE coalesce(parent_id, 0) = ${parent ?? 0} AND name = ${name}`
+      )
+      if (rows.length === 0) {
+        return yield* notFound(parts.slice(0, i + 1).join("/"), `directory (in ${JSON.stringify(fullPath)})`)
+      }
+      parent = rows[0]!.id
+    }
+    return parent
+  })
+
+  const parse = (path: string, allowRoot = false) => {
+    const parts = Catalog.parsePath(path, { allowRoot })
+    return parts instanceof Catalog.CatalogError ? Effect.fail(parts) : Effect.succeed(parts)
+  }
+
+  /** What occupies a name in a directory, if anything. */
+  const occupant = (dirId: number | null, name: string) =>
+    run(
+      "checking a name",
+      sql<{ kind: string }>`
+        SELECT 'directory' AS kind FROM tessera.dirs WHERE coalesce(parent_id, 0) = ${dirId ?? 0} AND name = ${name}
+        UNION ALL
+        SELECT 'table' AS kind FROM tessera.tables WHERE coalesce(dir_id, 0) = ${dirId ?? 0} AND name = ${name}`
+    ).pipe(Effect.map((rows) => rows[0]?.kind))
+
+  const createDir: Store.Store["Service"]["createDir"] = (path, options) =>
+    Effect.gen(function* () {
+      const parts = yield* parse(path)
+      yield* sql
+        .withTransaction(
+          Effect.gen(function* () {
+            let parent: number | null = null
+            for (const [i, name] of parts.entries()) {
+              const last = i === parts.length - 1
+              const rows: ReadonlyArray<{ id: number }> = yield* run(
+                "creating a directory",
+                sql<{ id: number }>`SELECT id::int4 AS id FROM tessera.dirs
+                WHERE coalesce(parent_id, 0) = ${parent ?? 0} AND name = ${name}`
+              )
+              if (rows.length > 0) {
+                if (last) {
+                  if (options.ifExists === "ignore") return
+                  return yield* new Catalog.CatalogError({
+                    reason: "AlreadyExists",
+                    path,
+                    message: `directory ${JSON.stringify(path)} already exists`
+                  })
+                }
+                parent = rows[0]!.id
+                continue
+              }
+              if (!last && !options.parents) {
+                return yield* notFound(parts.slice(0, i + 1).join("/"), "directory")
+              }
+              const taken = yield* occupant(parent, name)
+              if (taken !== undefined) {
+                return yield* new Catalog.CatalogError({
+                  reason: "AlreadyExists",
+                  path,
+                  message: `cannot create directory ${JSON.stringify(parts.slice(0, i + 1).join("/"))}: a ${taken} has that path`
+                })
+              }
+              const inserted: ReadonlyArray<{ id: number }> = yield* run(
+                "creating a directory",
+                sql<{
+                  id: number
+                }>`INSERT INTO tessera.dirs (parent_id, name) VALUES (${parent}, ${name}) RETURNING id::int4 AS id`
+              )
+              parent = inserted[0]!.id
+            }
+          })
+        )
+        .pipe(Effect.catchTag("SqlError", (e) => Effect.fail(storeError("creating a directory")(e))))
+    })
+
+  const subtree = Effect.fnUntraced(function* (rootId: number | null) {
+    const dirs = yield* loadDirs
+    const ids = new Set<number>()
+    const collect = (parent: number | null) => {
+      for (const d of dirs) {
+        if (d.parent_id === parent) {
+          ids.add(d.id)
+          collect(d.id)
+        }
+      }
+    }
+    collect(rootId)
+    return { dirs, ids }
+  })
+
+  const listDirs: Store.Store["Service"]["listDirs"] = (path, recursive) =>
+    Effect.gen(function* () {
+      const parts = yield* parse(path, true)
+      const dirId = yield* resolveDir(parts, path)
+      const { dirs, ids } = yield* subtree(dirId)
+      const byId = new Map(dirs.map((d) => [d.id, d]))
+      return dirs
+        .filter((d) => (recursive ? ids.has(d.id) : d.parent_id === dirId))
+        .map((d) => dirPath(byId, d.id))
+        .sort()
+    })
+
+  const listTables: Store.Store["Service"]["listTables"] = (path, recursive) =>
+    Effect.gen(function* () {
+      const parts = yield* parse(path, true)
+      const dirId = yield* resolveDir(parts, path)
+      const { dirs, ids } = yield* subtree(dirId)
+      const byId = new Map(dirs.map((d) => [d.id, d]))
+      const tables = yield* run(
+        "listing tables",
+        sql<{ dir_id: number | null; name: string }>`SELECT dir_id::int4 AS dir_id, name FROM tessera.tables`
+      )
+      return tables
+        .filter((t) => t.dir_id === dirId || (recursive && t.dir_id !== null && ids.has(t.dir_id)))
+        .map((t) => {
+          const dir = dirPath(byId, t.dir_id)
+          return dir === "" ? t.name : `${dir}/${t.name}`
+        })
+        .sort()
+    })
+
+  // -------------------------------------------------------------------------
+  // Tables
+  // -------------------------------------------------------------------------
+
+  const loadMeta = Effect.fnUntraced(function* (id: number, path: string) {
+    const tables = yield* run(
+      "reading a table",
+      sql<{ kind: Catalog.TableKind; version: number; schema_version: number }>`
+        SELECT kind, version, schema_version FROM tessera.tables WHERE id = ${id}`
+    )
+    if (tables.length === 0) return yield* notFound(path)
+    const columns = yield* run(
+      "reading columns",
+      sql<ColumnRow>`SELECT column_id, name, definition, added_in FROM tessera.columns
+        WHERE table_id = ${id} AND dropped_in IS NULL ORDER BY column_id`
+    )
+    const t = tables[0]!
+    return {
+      id,
+      path,
+      kind: t.kind,
+      version: t.version,
+      schemaVersion: t.schema_version,
+      columns: columns.map(
+        (c): Catalog.ColumnMeta => ({
+          id: c.column_id,
+          name: c.name,
+          type: c.definition.type,
+          nullable: c.definition.nullable,
+          addedIn: c.added_in,
+          computed:
+            c.definition.computed === undefined
+              ? undefined
+              : {
+                  expr: Expr.decode(c.definition.computed.expr),
+                  onError: c.definition.computed.onError,
+                  stored: c.definition.computed.stored
+                }
+        })
+      )
+    } satisfies Catalog.TableMeta
+  })
+
+  const findTable = Effect.fnUntraced(function* (path: string) {
+    const parts = yield* parse(path)
+    const dirId = yield* resolveDir(parts.slice(0, -1), path)
+    const name = parts[parts.length - 1]!
+    const rows = yield* run(
+      "finding a table",
+      sql<{
+        id: number
+      }>`SELECT id::int4 AS id FROM tessera.tables WHERE coalesce(dir_id, 0) = ${dirId ?? 0} AND name = ${name}`
+    )
+    return { dirId, name, id: rows[0]?.id }
+  })
+
+  const getTable: Store.Store["Service"]["getTable"] = (path) =>
+    Effect.gen(function* () {
+      const { id } = yield* findTable(path)
+      if (id === undefined) return yield* notFound(path)
+      return yield* loadMeta(id, path)
+    })
+
+  const columnDefinition = (column: Store.NewColumn) => ({
+    type: column.type,
+    nullable: column.nullable,
+    ...(column.computed === undefined
+      ? {}
+      : {
+          computed: {
+            expr: Expr.encode(column.computed.expr),
+            onError: column.computed.onError,
+            stored: column.computed.stored
+          }
+        })
+  })
+
+  const physicalColumns = (id: number, column: Store.NewColumn): ReadonlyArray<string> => {
+    if (column.computed === undefined) return [`c_${id} ${sqlType(column.type)}`]
+    if (!column.computed.stored) return []
+    return [
+      `c_${id} ${sqlType(column.type)}`,
+      `s_${id} int2 NOT NULL DEFAULT 0`,
+      `et_${id} text`,
+      `em_${id} text`,
+      `ea_${id} int2 NOT NULL DEFAULT 0`
+    ]
+  }
+
+  const dropPhysical = (id: number) =>
+    run(
+      "dropping a table",
+      Effect.gen(function* () {
+        yield* unsafe(`DROP TABLE IF EXISTS ${tableName(id)}`)
+        yield* unsafe(`DROP SEQUENCE IF EXISTS ${tableName(id)}_rowid_seq`)
+        yield* sql`DELETE FROM tessera.tables WHERE id = ${id}`
+      })
+    )
+
+  const createTable: Store.Store["Service"]["createTable"] = (path, columns, options) =>
+    sql
+      .withTransaction(
+        Effect.gen(function* () {
+          const { dirId, name, id: existing } = yield* findTable(path)
+          if (existing !== undefined) {
+            if (options.ifExists === "ignore") return { table: yield* loadMeta(existing, path), created: false }
+            if (options.ifExists === "error") {
+              return yield* new Catalog.CatalogError({
+                reason: "AlreadyExists",
+                path,
+                message: `table ${JSON.stringify(path)} already exists (use ifExists: "ignore" or "replace")`
+              })
+            }
+            yield* dropPhysical(existing)
+          } else if ((yield* occupant(dirId, name)) === "directory") {
+            return yield* new Catalog.CatalogError({
+              reason: "AlreadyExists",
+              path,
+              message: `cannot create table ${JSON.stringify(path)}: a directory has that path`
+            })
+          }
+          const seen = new Set<string>()
+          for (const c of columns) {
+            if (seen.has(c.name)) {
+              return yield* new Catalog.CatalogError({
+                reason: "InvalidName",
+                path,
+                message: `duplicate column name ${JSON.stringify(c.name)}`
+              })
+            }
+            seen.add(c.name)
+          }
+          const inserted = yield* run(
+            "creating a table",
+            sql<{ id: number }>`INSERT INTO tessera.tables (dir_id, name, kind, next_column_id)
+              VALUES (${dirId}, ${name}, 'table', ${columns.length + 1}) RETURNING id::int4 AS id`
+          )
+          const id = inserted[0]!.id
+          const defs: Array<string> = []
+          for (const [i, column] of columns.entries()) {
+            const columnId = i + 1
+            yield* run(
+              "creating a table",
+              sql`INSERT INTO tessera.columns (table_id, column_id, name, definition, added_in)
+                VALUES (${id}, ${columnId}, ${column.name}, ${JSON.stringify(columnDefinition(column))}::jsonb, 0)`
+            )
+            defs.push(...physicalColumns(columnId, column))
+          }
+          yield* run(
+            "creating a table",
+            Effect.gen(function* () {
+              yield* unsafe(`CREATE SEQUENCE ${tableName(id)}_rowid_seq`)
+              yield* unsafe(`CREATE TABLE ${tableName(id)} (
+                rowid int8 NOT NULL DEFAULT nextval('${tableName(id)}_rowid_seq'),
+                v_min int4 NOT NULL,
+                v_max int4 NOT NULL DEFAULT ${LIVE},
+                ${defs.map((d) => `${d},`).join("\n")}
+                PRIMARY KEY (rowid, v_min)
+              )`)
+              yield* unsafe(`ALTER SEQUENCE ${tableName(id)}_rowid_seq OWNED BY ${tableName(id)}.rowid`)
+              yield* unsafe(`CREATE INDEX t_${id}_live ON ${tableName(id)} (rowid) WHERE v_max = ${LIVE}`)
+              yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
+                VALUES (${id}, 0, 0, 'schema', 'Initial Version')`
+            })
+          )
+          return { table: yield* loadMeta(id, path), created: true }
+        })
+      )
+      .pipe(Effect.catchTag("SqlError", (e) => Effect.fail(storeError(`creating table ${path}`)(e))))
+
+  const dropTable: Store.Store["Service"]["dropTable"] = (path, options) =>
+    sql
+      .withTransaction(
+        Effect.gen(function* () {
+          const { id } = yield* findTable(path)
+          if (id === undefined) {
+            if (options.ifNotExists === "ignore") return
+            return yield* notFound(path)
+          }
+          yield* dropPhysical(id)
+        })
+      )
+      .pipe(Effect.catchTag("SqlError", (e) => Effect.fail(storeError(`dropping table ${path}`)(e))))
+
+  const moveTable: Store.Store["Service"]["moveTable"] = (from, to) =>
+    sql
+      .withTransaction(
+        Effect.gen(function* () {
+          const source = yield* findTable(from)
+          if (source.id === undefined) return yield* notFound(from)
+          const parts = yield* parse(to)
+          const dirId = yield* resolveDir(parts.slice(0, -1), to)
+          const name = parts[parts.length - 1]!
+          const taken = yield* occupant(dirId, name)
+          if (taken !== undefined) {
+            return yield* new Catalog.CatalogError({
+              reason: "AlreadyExists",
+              path: to,
+              message: `cannot move ${JSON.stringify(from)} to ${JSON.stringify(to)}: a ${taken} has that path`
+            })
+          }
+          yield* run(
+            "moving a table",
+            sql`UPDATE tessera.tables SET dir_id = ${dirId}, name = ${name} WHERE id = ${source.id}`
+          )
+        })
+      )
+      .pipe(Effect.catchTag("SqlError", (e) => Effect.fail(storeError(`moving table ${from}`)(e))))
+
+  const dropDir: Store.Store["Service"]["dropDir"] = (path, options) =>
+    sql
+      .withTransaction(
+        Effect.gen(function* () {
+          const parts = yield* parse(path)
+          const dirId = yield* resolveDir(parts, path).pipe(
+            Effect.catchTag("CatalogError", (e) =>
+              options.ifNotExists === "ignore" && e.reason === "NotFound" ? Effect.succeed(undefined) : Effect.fail(e)
+            )
+          )
+          if (dirId === undefined || dirId === null) return
+          const { ids } = yield* subtree(dirId)
+          const all = [dirId, ...ids]
+          const tables = yield* run(
+            "dropping a directory",
+            sql<{ id: number; name: string }>`SELECT id::int4 AS id, name FROM tessera.tables
+              WHERE dir_id IN ${sql.in(all)}`
+          )
+          if (!options.force && (ids.size > 0 || tables.length > 0)) {
+            return yield* new Catalog.CatalogError({
+              reason: "NotEmpty",
+              path,
+              message: `directory ${JSON.stringify(path)} is not empty (${tables.length} table(s), ${ids.size} directory(ies)); use force: true to drop it with its contents`
+            })
+          }
+          for (const t of tables) yield* dropPhysical(t.id)
+          // Children before parents.
+          for (const id of [...all].reverse()) {
+            yield* run("dropping a directory", sql`DELETE FROM tessera.dirs WHERE id = ${id}`)
+          }
+        })
+      )
+      .pipe(Effect.catchTag("SqlError", (e) => Effect.fail(storeError(`dropping directory ${path}`)(e))))
+
+  const addColumn: Store.Store["Service"]["addColumn"] = (table, column) =>
+    run(
+      "adding a column",
+      sql.withTransaction(
+        Effect.gen(function* () {
+          const bumped = yield* sql<{ column_id: number; version: number; schema_version: number }>`
+            UPDATE tessera.tables
+            SET next_column_id = next_column_id + 1, version = version + 1, schema_version = schema_version + 1
+            WHERE id = ${table.id}
+            RETURNING next_column_id - 1 AS column_id, version, schema_version`
+          const { column_id: id, version, schema_version } = bumped[0]!
+          yield* sql`INSERT INTO tessera.columns (table_id, column_id, name, definition, added_in)
+            VALUES (${table.id}, ${id}, ${column.name}, ${JSON.stringify(columnDefinition(column))}::jsonb, ${version})`
+          const defs = physicalColumns(id, column)
+          if (defs.length > 0) {
+            yield* unsafe(`ALTER TABLE ${tableName(table.id)} ${defs.map((d) => `ADD COLUMN ${d}`).join(", ")}`)
+          }
+          if (column.computed?.stored) {
+            yield* unsafe(
+              `CREATE INDEX t_${table.id}_pending_${id} ON ${tableName(table.id)} (rowid) WHERE s_${id} = 0 AND v_max = ${LIVE}`
+            )
+          }
+          yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
+            VALUES (${table.id}, ${version}, ${schema_version}, 'schema', ${`Added: ${column.name}`})`
+        })
+      )
+    ).pipe(Effect.flatMap(() => loadMeta(table.id, table.path)))
+
+  const bumpVersion: Store.Store["Service"]["bumpVersion"] = (table, change) =>
+    run(
+      "recording a version",
+      Effect.gen(function* () {
+        const rows = yield* sql<{ version: number; schema_version: number }>`
+          UPDATE tessera.tables SET version = version + 1 WHERE id = ${table.id}
+          RETURNING version, schema_version`
+        const { version, schema_version } = rows[0]!
+        yield* sql`INSERT INTO tessera.versions
+          (table_id, version, schema_version, change_type, inserted, updated, deleted, errors)
+          VALUES (${table.id}, ${version}, ${schema_version}, 'data', ${change.inserted ?? 0}, ${change.updated ?? 0},
+                  ${change.deleted ?? 0}, ${change.errors ?? 0})`
+        return version
+      })
+    )
+
+  const recordErrors: Store.Store["Service"]["recordErrors"] = (table, errors) =>
+    run(
+      "recording errors",
+      sql`UPDATE tessera.versions SET errors = errors + ${errors}
+        WHERE table_id = ${table.id} AND version = (SELECT version FROM tessera.tables WHERE id = ${table.id})`
+    ).pipe(Effect.asVoid)
+
+  // -------------------------------------------------------------------------
+  // Rows
+  // -------------------------------------------------------------------------
+
+  const compileContext = (table: Catalog.TableMeta) => {
+    const types = Catalog.columnTypes(table)
+    return {
+      sql,
+      column: (id: number) => sql(valueCol(id)),
+      errorColumn: (id: number, prop: Expr.ErrorProp) => sql(prop === "errorType" ? `et_${id}` : `em_${id}`),
+      types,
+      vector: (value: Float32Array) => database.vector(value)
+    }
+  }
+
+  const storedIds = (table: Catalog.TableMeta): ReadonlySet<number> =>
+    new Set(table.columns.filter((c) => c.computed === undefined || c.computed.stored).map((c) => c.id))
+
+  const pushable: Store.Store["Service"]["pushable"] = (table, node) => {
+    const stored = storedIds(table)
+    for (const id of Expr.columnIds(node)) if (!stored.has(id)) return false
+    return Option.isSome(compile(node, compileContext(table)))
+  }
+
+  const compileOrDie = (table: Catalog.TableMeta, node: Expr.Node): Statement.Fragment =>
+    Option.getOrThrowWith(
+      compile(node, compileContext(table)),
+      () => new Error(`Tessera bug: expression ${Expr.show(node)} reached SQL but cannot be compiled`)
+    )
+
+  const selectStatement = (
+    table: Catalog.TableMeta,
+    spec: Store.ScanSpec,
+    page?: { readonly after: number; readonly limit: number }
+  ): Statement.Statement<Record<string, unknown>> => {
+    const parts: Array<Statement.Fragment> = [sql`rowid AS "$rowid"`]
+    for (const output of spec.outputs) parts.push(sql`${compileOrDie(table, output.node)} AS ${sql(output.key)}`)
+    for (const id of spec.cells ?? []) {
+      parts.push(
+        sql`${sql(`c_${id}`)} AS ${sql(`$cell${id}`)}, ${sql(`s_${id}`)} AS ${sql(`$s${id}`)}, ${sql(`et_${id}`)} AS ${sql(`$et${id}`)}, ${sql(`em_${id}`)} AS ${sql(`$em${id}`)}, ${sql(`ea_${id}`)} AS ${sql(`$ea${id}`)}`
+      )
+    }
+    const conditions: Array<Statement.Fragment> = [sql`v_max = ${sql.literal(String(LIVE))}`]
+    for (const node of spec.where) conditions.push(sql`(${compileOrDie(table, node)}) IS TRUE`)
+    if (spec.rowids !== undefined) conditions.push(sql`rowid = ANY(${`{${spec.rowids.join(",")}}`}::int8[])`)
+    if (page !== undefined) conditions.push(sql`rowid > ${page.after}`)
+    const order: Array<Statement.Fragment> = spec.orderBy.map((o) => {
+      const type = Expr.typeOf(o.node, Catalog.columnTypes(table))
+      const collate = type.kind === "String" ? sql.literal(` COLLATE "C"`) : sql.literal("")
+      return sql`${compileOrDie(table, o.node)}${collate} ${sql.literal(o.desc ? "DESC" : "ASC")}`
+    })
+    order.push(sql`rowid ${sql.literal(spec.rowidOrder === "desc" ? "DESC" : "ASC")}`)
+    const limit = page?.limit ?? spec.limit
+    return sql<Record<string, unknown>>`SELECT ${sql.csv(parts)}
+      FROM ${sql.literal(tableName(table.id))}
+      WHERE ${sql.and(conditions)}
+      ORDER BY ${sql.csv(order)}
+      ${limit === undefined ? sql.literal("") : sql`LIMIT ${limit}`}
+      ${page === undefined && spec.offset !== undefined ? sql`OFFSET ${spec.offset}` : sql.literal("")}`
+  }
+
+  const decodeRow = (table: Catalog.TableMeta, spec: Store.ScanSpec) => {
+    const types = Catalog.columnTypes(table)
+    const outputTypes = spec.outputs.map((o) => [o.key, Expr.typeOf(o.node, types)] as const)
+    const cellTypes = (spec.cells ?? []).map((id) => [id, types(id)!] as const)
+    return (raw: Record<string, unknown>): Record<string, unknown> => {
+      const out: Record<string, unknown> = { $rowid: Number(raw.$rowid) }
+      for (const [key, type] of outputTypes) out[key] = fromSql(type, raw[key])
+      for (const [id, type] of cellTypes) {
+        out[`$cell${id}`] = {
+          value: fromSql(type, raw[`$cell${id}`]),
+          state: STATE_NAME[Number(raw[`$s${id}`])] ?? "pending",
+          errorType: (raw[`$et${id}`] as string | null) ?? null,
+          errorMessage: (raw[`$em${id}`] as string | null) ?? null,
+          attempts: Number(raw[`$ea${id}`] ?? 0)
+        } satisfies Store.Cell
+      }
+      return out
+    }
+  }
+
+  const scanAll: Store.Store["Service"]["scanAll"] = (table, spec) =>
+    run(`reading ${table.path}`, selectStatement(table, spec)).pipe(
+      Effect.map((rows) => rows.map(decodeRow(table, spec)))
+    )
+
+  const scanPage: Store.Store["Service"]["scanPage"] = (table, spec, after, limit) =>
+    run(`reading ${table.path}`, selectStatement(table, { ...spec, orderBy: [] }, { after, limit })).pipe(
+      Effect.map((rows) => rows.map(decodeRow(table, spec)))
+    )
+
+  const scan: Store.Store["Service"]["scan"] = (table, spec) => {
+    const decode = decodeRow(table, spec)
+    return selectStatement(table, spec)
+      .stream.pipe(Stream.map(decode))
+      .pipe(Stream.mapError(storeError(`reading ${table.path}`)))
+  }
+
+  const count: Store.Store["Service"]["count"] = (table, where) => {
+    const conditions: Array<Statement.Fragment> = [sql`v_max = ${sql.literal(String(LIVE))}`]
+    for (const node of where) conditions.push(sql`(${compileOrDie(table, node)}) IS TRUE`)
+    return run(
+      `counting ${table.path}`,
+      sql<{ n: bigint }>`SELECT count(*) AS n FROM ${sql.literal(tableName(table.id))} WHERE ${sql.and(conditions)}`
+    ).pipe(Effect.map((rows) => Number(rows[0]!.n)))
+  }
+
+  /** The parameters and SQL names of one stored column's value(s). */
+  const columnSlots = (column: Catalog.ColumnMeta): ReadonlyArray<{ name: string; cast: string }> =>
+    column.computed === undefined
+      ? [{ name: valueCol(column.id), cast: sqlType(column.type) }]
+      : [
+          { name: valueCol(column.id), cast: sqlType(column.type) },
+          { name: `s_${column.id}`, cast: "int2" },
+          { name: `et_${column.id}`, cast: "text" },
+          { name: `em_${column.id}`, cast: "text" },
+          { name: `ea_${column.id}`, cast: "int2" }
+        ]
+
+  const pushValues = (column: Catalog.ColumnMeta, value: unknown, params: Array<unknown>) => {
+    if (column.computed === undefined) {
+      params.push(param(database, column.type, value).value)
+      return
+    }
+    const cell = value as Store.Cell
+    params.push(
+      param(database, column.type, cell.value).value,
+      STATE_CODE[cell.state],
+      cell.errorType,
+      cell.errorMessage,
+      cell.attempts
+    )
+  }
+
+  /** Multi-row INSERT of (rowid?, v_min, columns...) in statements of at most MAX_PARAMS parameters. */
+  const insertPhysical = Effect.fnUntraced(function* (
+    table: Catalog.TableMeta,
+    version: number,
+    columns: ReadonlyArray<Catalog.ColumnMeta>,
+    rows: ReadonlyArray<{ readonly rowid?: number | undefined; readonly values: ReadonlyArray<unknown> }>
+  ) {
+    const withRowid = rows.length > 0 && rows[0]!.rowid !== undefined
+    const slots = [
+      ...(withRowid ? [{ name: "rowid", cast: "int8" }] : []),
+      { name: "v_min", cast: "int4" },
+      ...columns.flatMap(columnSlots)
+    ]
+    const perRow = slots.length
+    const chunk = Math.max(1, Math.floor(MAX_PARAMS / perRow))
+    const head = `INSERT INTO ${tableName(table.id)} (${slots.map((s) => s.name).join(", ")}) VALUES `
+    for (let start = 0; start < rows.length; start += chunk) {
+      const slice = rows.slice(start, start + chunk)
+      const params: Array<unknown> = []
+      const tuples: Array<string> = []
+      for (const row of slice) {
+        const base = params.length
+        if (withRowid) params.push(row.rowid)
+        params.push(version)
+        for (const [j, column] of columns.entries()) pushValues(column, row.values[j], params)
+        tuples.push(`(${slots.map((s, k) => `$${base + k + 1}::${s.cast}`).join(", ")})`)
+      }
+      yield* unsafe(head + tuples.join(", "), params)
+    }
+  })
+
+  const insertRows: Store.Store["Service"]["insertRows"] = (table, version, columns, rows) =>
+    run(
+      `inserting into ${table.path}`,
+      insertPhysical(
+        table,
+        version,
+        columns,
+        rows.map((values) => ({ values }))
+      )
+    )
+
+  const writeCells: Store.Store["Service"]["writeCells"] = (table, column, cells) =>
+    run(
+      `writing ${column.name} of ${table.path}`,
+      Effect.gen(function* () {
+        const slots = [{ name: "rowid", cast: "int8" }, ...columnSlots(column)]
+        const chunk = Math.floor(MAX_PARAMS / slots.length)
+        const id = column.id
+        for (let start = 0; start < cells.length; start += chunk) {
+          const slice = cells.slice(start, start + chunk)
+          const params: Array<unknown> = []
+          const tuples: Array<string> = []
+          for (const { rowid, cell } of slice) {
+            const base = params.length
+            params.push(rowid)
+            pushValues(column, cell, params)
+            tuples.push(`(${slots.map((s, k) => `$${base + k + 1}::${s.cast}`).join(", ")})`)
+          }
+          yield* unsafe(
+            `UPDATE ${tableName(table.id)} AS t
+             SET c_${id} = v.val, s_${id} = v.s, et_${id} = v.et, em_${id} = v.em, ea_${id} = v.ea
+             FROM (VALUES ${tuples.join(", ")}) AS v (rowid, val, s, et, em, ea)
+             WHERE t.rowid = v.rowid AND t.v_max = ${LIVE}`,
+            params
+          )
+        }
+      })
+    )
+
+  const endRows = (table: Catalog.TableMeta, version: number, rowids: ReadonlyArray<number>) =>
+    sql<{ n: bigint }>`WITH ended AS (
+        UPDATE ${sql.literal(tableName(table.id))} SET v_max = ${version}
+        WHERE rowid = ANY(${`{${rowids.join(",")}}`}::int8[]) AND v_max = ${sql.literal(String(LIVE))}
+        RETURNING 1)
+      SELECT count(*) AS n FROM ended`.pipe(Effect.map((rows) => Number(rows[0]!.n)))
+
+  const replaceRows: Store.Store["Service"]["replaceRows"] = (table, version, columns, rows) =>
+    run(
+      `updating ${table.path}`,
+      Effect.gen(function* () {
+        yield* endRows(
+          table,
+          version,
+          rows.map((r) => r.rowid)
+        )
+        yield* insertPhysical(table, version, columns, rows)
+      })
+    )
+
+  const deleteRows: Store.Store["Service"]["deleteRows"] = (table, version, rowids) =>
+    run(`deleting from ${table.path}`, endRows(table, version, rowids))
+
+  const transaction: Store.Store["Service"]["transaction"] = (effect) =>
+    sql.withTransaction(effect).pipe(
+      Effect.catchIf(
+        (e): e is SqlError.SqlError => (e as { _tag?: unknown })?._tag === "SqlError",
+        (e) => Effect.fail(storeError("transaction")(e))
+      )
+    ) as any
+
+  return Store.Store.of({
+    createDir,
+    dropDir,
+    listDirs,
+    listTables,
+    createTable,
+    getTable,
+    dropTable,
+    moveTable,
+    addColumn,
+    bumpVersion,
+    recordErrors,
+    pushable,
+    scan,
+    scanAll,
+    scanPage,
+    count,
+    insertRows,
+    writeCells,
+    replaceRows,
+    deleteRows,
+    transaction
+  })
+})
+
+/** The Store on the Database in context. */
+export const layer: Layer.Layer<Store.Store, never, SqlClient.SqlClient | Database> = Layer.effect(Store.Store, make)
