@@ -14,7 +14,8 @@ import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 
-const MAX_PARAMS = 65000
+// The driver sends the parameter count as an int16.
+const MAX_PARAMS = 32000
 
 const rowsOf = (n: number) =>
   Array.from({ length: n }, (_, i) => ({ a: i, b: i * 0.5, c: `name ${i}`, d: i % 2 === 0 }))

@@ -10,17 +10,60 @@
  * 1 done, 2 error) and error type, message and attempt count.
  */
 import { Catalog, type ColumnType, Expr, Store } from "@tessera/core"
-import { Effect, Layer, Option, Stream } from "effect"
+import { PgTypes } from "@effect/sql-pg"
+import { Effect, Layer, Option, Result, Stream } from "effect"
 import type { SqlError } from "effect/sql"
 import { SqlClient, type Statement } from "effect/sql"
 import { compile, fromSql, sqlType } from "./internal/compileExpr.ts"
 import { Database } from "./Database.ts"
 
 const LIVE = 2147483647
-const MAX_PARAMS = 65000
+// The driver sends the parameter count as an int16.
+const MAX_PARAMS = 32000
 
 const STATE_CODE = { pending: 0, done: 1, error: 2 } as const
 const STATE_NAME = ["pending", "done", "error"] as const
+
+interface ArraySlot {
+  /** The element OID of the array parameter. */
+  readonly oid: number
+  /** The SQL array type of the parameter. */
+  readonly cast: string
+  /** The SQL that turns an element into the column's value. */
+  readonly select: (element: string) => string
+}
+
+const INT2_SLOT: ArraySlot = { oid: PgTypes.OID.int2, cast: "int2[]", select: (e) => e }
+const TEXT_SLOT: ArraySlot = { oid: PgTypes.OID.text, cast: "text[]", select: (e) => e }
+
+/** How a column type travels in an array parameter (numbers as float8: exact for safe integers). */
+const arraySlot = (type: ColumnType.ColumnType): ArraySlot => {
+  switch (type.kind) {
+    case "Int":
+      return { oid: PgTypes.OID.float8, cast: "float8[]", select: (e) => `${e}::int8` }
+    case "Float":
+      return { oid: PgTypes.OID.float8, cast: "float8[]", select: (e) => e }
+    case "Bool":
+      return { oid: PgTypes.OID.bool, cast: "bool[]", select: (e) => e }
+    case "Timestamp":
+      return { oid: PgTypes.OID.timestamptz, cast: "timestamptz[]", select: (e) => e }
+    case "Binary":
+      return { oid: PgTypes.OID.bytea, cast: "bytea[]", select: (e) => e }
+    case "UUID":
+    case "Date":
+    case "Json":
+    case "Array":
+      return { oid: PgTypes.OID.text, cast: "text[]", select: (e) => `${e}::${sqlType(type)}` }
+    default:
+      return TEXT_SLOT
+  }
+}
+
+const arrayValue = (type: ColumnType.ColumnType, value: unknown): unknown => {
+  if (value === null || value === undefined) return null
+  if (type.kind === "Json" || type.kind === "Array") return JSON.stringify(value)
+  return value
+}
 
 const tableName = (id: number) => `tessera_data.t_${id}`
 const valueCol = (id: number) => `c_${id}`
@@ -660,14 +703,80 @@ export const make = Effect.gen(function* () {
     )
   }
 
-  /** Multi-row INSERT of (rowid?, v_min, columns...) in statements of at most MAX_PARAMS parameters. */
+  /**
+   * Inserts rows (with their row ids when given) at `version`. Each column is
+   * sent as one binary array parameter and the rows are built by `unnest` in
+   * the server: one small statement per batch, whatever its size. Vector
+   * columns have no array codec, so tables with them use multi-row VALUES.
+   */
   const insertPhysical = Effect.fnUntraced(function* (
     table: Catalog.TableMeta,
     version: number,
     columns: ReadonlyArray<Catalog.ColumnMeta>,
     rows: ReadonlyArray<{ readonly rowid?: number | undefined; readonly values: ReadonlyArray<unknown> }>
   ) {
-    const withRowid = rows.length > 0 && rows[0]!.rowid !== undefined
+    if (rows.length === 0) return
+    const withRowid = rows[0]!.rowid !== undefined
+    if (columns.some((c) => c.type.kind === "Vector")) {
+      return yield* insertValues(table, version, columns, rows, withRowid)
+    }
+    const names: Array<string> = []
+    const arrays: Array<{ readonly oid: number; readonly cast: string; readonly values: Array<unknown> }> = []
+    const selects: Array<string> = []
+    const addSlot = (name: string, slot: ArraySlot) => {
+      names.push(name)
+      selects.push(slot.select(`u.a${arrays.length}`))
+      arrays.push({ oid: slot.oid, cast: slot.cast, values: [] })
+    }
+    if (withRowid) addSlot("rowid", arraySlot({ kind: "Int" }))
+    for (const column of columns) {
+      addSlot(valueCol(column.id), arraySlot(column.type))
+      if (column.computed !== undefined) {
+        addSlot(`s_${column.id}`, INT2_SLOT)
+        addSlot(`et_${column.id}`, TEXT_SLOT)
+        addSlot(`em_${column.id}`, TEXT_SLOT)
+        addSlot(`ea_${column.id}`, INT2_SLOT)
+      }
+    }
+    for (const row of rows) {
+      let k = 0
+      if (withRowid) arrays[k++]!.values.push(row.rowid)
+      for (const [j, column] of columns.entries()) {
+        const value = row.values[j]
+        if (column.computed === undefined) {
+          arrays[k++]!.values.push(arrayValue(column.type, value))
+        } else {
+          const cell = value as Store.Cell
+          arrays[k++]!.values.push(arrayValue(column.type, cell.value))
+          arrays[k++]!.values.push(STATE_CODE[cell.state])
+          arrays[k++]!.values.push(cell.errorType)
+          arrays[k++]!.values.push(cell.errorMessage)
+          arrays[k++]!.values.push(cell.attempts)
+        }
+      }
+    }
+    const params: Array<unknown> = [version]
+    for (const array of arrays) {
+      const parameter = PgTypes.array(array.values, array.oid)
+      if (Result.isFailure(parameter)) return yield* Effect.die(parameter.failure)
+      params.push(parameter.success)
+    }
+    yield* unsafe(
+      `INSERT INTO ${tableName(table.id)} (v_min, ${names.join(", ")})
+       SELECT $1::int4, ${selects.join(", ")}
+       FROM unnest(${arrays.map((a, i) => `$${i + 2}::${a.cast}`).join(", ")}) AS u (${arrays.map((_, i) => `a${i}`).join(", ")})`,
+      params
+    )
+  })
+
+  /** Multi-row INSERT of (rowid?, v_min, columns...) in statements of at most MAX_PARAMS parameters. */
+  const insertValues = Effect.fnUntraced(function* (
+    table: Catalog.TableMeta,
+    version: number,
+    columns: ReadonlyArray<Catalog.ColumnMeta>,
+    rows: ReadonlyArray<{ readonly rowid?: number | undefined; readonly values: ReadonlyArray<unknown> }>,
+    withRowid: boolean
+  ) {
     const slots = [
       ...(withRowid ? [{ name: "rowid", cast: "int8" }] : []),
       { name: "v_min", cast: "int4" },

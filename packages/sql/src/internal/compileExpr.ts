@@ -118,7 +118,8 @@ export const evalErrorOf = (error: SqlError.SqlError): Evaluate.EvalError | unde
     return undefined
   }
   if (!cause.code.startsWith("22")) return undefined
-  return new Evaluate.EvalError(errorTypes[cause.code] ?? "InvalidCast", error.reason.message)
+  const message = "message" in cause && typeof cause.message === "string" ? cause.message : error.message
+  return new Evaluate.EvalError(errorTypes[cause.code] ?? "InvalidCast", message)
 }
 
 // ---------------------------------------------------------------------------
@@ -142,6 +143,17 @@ const comparisonOps: Record<Expr.ComparisonOp, string> = {
   "<=": "<=",
   ">": ">",
   ">=": ">="
+}
+
+/** `c.meta.a[0]` as `strict $."a"[0]`; undefined when an index cannot match any element. */
+const jsonPath = (keys: ReadonlyArray<string | number>): string | undefined => {
+  let path = "strict $"
+  for (const key of keys) {
+    if (typeof key === "string") path += `.${JSON.stringify(key)}`
+    else if (!Number.isInteger(key) || Math.abs(key) > INT4_MAX) return undefined
+    else path += key < 0 ? `[last${key === -1 ? "" : ` - ${-key - 1}`}]` : `[${key}]`
+  }
+  return path
 }
 
 const compileNode = (root: Expr.Node, ctx: CompileContext): Fragment => {
@@ -180,16 +192,15 @@ const compileNode = (root: Expr.Node, ctx: CompileContext): Fragment => {
           node.args.map((arg) => as(arg, StringType))
         )
       case "JsonPath": {
-        let path = as(node.expr, JsonType)
-        for (const key of node.path) {
-          path =
-            typeof key === "string"
-              ? sql`(${path} -> ${PgTypes.text(key)}::text)`
-              : Number.isInteger(key) && Math.abs(key) <= INT4_MAX
-                ? sql`(${path} -> ${PgTypes.int4(key)}::int4)`
-                : sql`(${path} -> NULL::int4)`
-        }
-        return nullIfJsonNull(sql, path)
+        const path = jsonPath(node.path)
+        if (path === undefined) return sql.literal("NULL::jsonb")
+        // A strict jsonpath, silent: a missing key, an index out of range or a
+        // value of the wrong shape is NULL. (`->` would read a scalar as a
+        // one-element array: `'1'::jsonb -> 0` is 1.)
+        return nullIfJsonNull(
+          sql,
+          sql`jsonb_path_query_first(${as(node.expr, JsonType)}, ${PgTypes.text(path)}::jsonpath, '{}', true)`
+        )
       }
       case "Cast":
         return cast(sql, go(node.expr), typeOf(node.expr), node.to)
