@@ -1,15 +1,60 @@
 /**
  * The Tessera demo: opens the database chosen by configuration (the embedded
  * one under TESSERA_HOME, default ~/.tessera, unless TESSERA_DATABASE_URL is
- * set), stores a small table with a vector column, and answers a similarity
- * query with pgvector.
+ * set), then
+ *
+ * 1. builds a table with computed columns (an arithmetic one and one that
+ *    calls a function), inserts rows, and queries them;
+ * 2. stores a small table with a vector column and answers a similarity
+ *    query with pgvector.
  *
  * Run it with `npm run demo`.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Database } from "@tessera/sql"
+import { Column, Dir, Fn, Table } from "@tessera/core"
+import { Database, Tessera } from "@tessera/sql"
 import { Console, Effect } from "effect"
 import { SqlClient } from "effect/sql"
+
+// A user function: plain TypeScript, registered under its name and version.
+const wordCount = Fn.make({
+  name: "demo.wordCount",
+  params: { text: Column.String },
+  returns: Column.Int,
+  run: ({ text }) => text.split(/\s+/).filter((w) => w.length > 0).length
+})
+
+const computedColumns = Effect.gen(function* () {
+  yield* Dir.create("demo", { ifExists: "ignore" })
+  const films = yield* Table.create(
+    "demo/films",
+    { title: Column.String, year: Column.Int, tagline: Column.nullable(Column.String) },
+    { ifExists: "replace" }
+  )
+  yield* films.insert([
+    { title: "Alien", year: 1979, tagline: "In space no one can hear you scream." },
+    { title: "Heat", year: 1995 }
+  ])
+  // Computed columns are backfilled now and kept up to date on every insert.
+  const withAge = yield* films.addComputedColumn("age", films.c.year.minus(2026).neg())
+  const withWords = yield* withAge.addComputedColumn("taglineWords", wordCount({ text: withAge.c.tagline }))
+  const inserted = yield* withWords.insert([
+    { title: "Arrival", year: 2016, tagline: "Why are they here?" },
+    { title: "Gattaca", year: 1997, tagline: "There is no gene for the human spirit." }
+  ])
+  yield* Console.log(
+    `Inserted ${inserted.inserted} films into demo/films (version ${inserted.version}); ${inserted.computed} computed cells`
+  )
+  const rows = yield* withWords
+    .where((c) => c.year.lt(2000))
+    .select((c) => ({ title: c.title, age: c.age, words: c.taglineWords }))
+    .orderBy("age", "desc")
+    .collect()
+  yield* Console.log("Films before 2000, oldest first (age and words are computed columns):")
+  for (const row of rows) {
+    yield* Console.log(`  ${row.title.padEnd(8)} age=${row.age} words=${row.words ?? "null (no tagline)"}`)
+  }
+})
 
 // Tiny hand-made "embeddings" over four features: [animal, vehicle, fast, large].
 const items: ReadonlyArray<{ readonly name: string; readonly embedding: ReadonlyArray<number> }> = [
@@ -24,11 +69,9 @@ const items: ReadonlyArray<{ readonly name: string; readonly embedding: Readonly
 
 const query = { label: "something fast", embedding: [0.3, 0.3, 1.0, 0.2] }
 
-const program = Effect.gen(function* () {
+const similarity = Effect.gen(function* () {
   const db = yield* Database.Database
   const sql = yield* SqlClient.SqlClient
-  yield* Console.log(`Tessera demo on the ${db.backend} database at ${db.location}`)
-
   yield* sql`CREATE SCHEMA IF NOT EXISTS demo`
   yield* sql`DROP TABLE IF EXISTS demo.things`
   yield* sql`CREATE TABLE demo.things (name text PRIMARY KEY, embedding vector(4) NOT NULL)`
@@ -47,4 +90,11 @@ const program = Effect.gen(function* () {
   }
 })
 
-program.pipe(Effect.provide(Database.layer), NodeRuntime.runMain)
+const program = Effect.gen(function* () {
+  const db = yield* Database.Database
+  yield* Console.log(`Tessera demo on the ${db.backend} database at ${db.location}`)
+  yield* computedColumns
+  yield* similarity
+})
+
+program.pipe(Effect.provide(Tessera.layer), NodeRuntime.runMain)

@@ -159,6 +159,37 @@ const checkArray = (
   return undefined
 }
 
+/** Why a value was refused by a `Checker`. */
+export class Invalid {
+  readonly message: string
+  constructor(message: string) {
+    this.message = message
+  }
+}
+
+/** A fast check of non-null values of one type: the value to store, or `Invalid`. */
+export type Checker = (value: unknown) => unknown
+
+/** A `Checker` for type `t`, with allocation-free fast paths for the scalar types. */
+export const checker = (t: ColumnType): Checker => {
+  switch (t.kind) {
+    case "String":
+      return (v) => (typeof v === "string" ? v : new Invalid(`expected a string, got ${describe(v)}`))
+    case "Int":
+      return (v) => (typeof v === "number" && Number.isSafeInteger(v) ? v : fromResult(validate(t, v)))
+    case "Float":
+      return (v) =>
+        typeof v === "number" && !Number.isNaN(v) ? v : new Invalid(`expected a number, got ${describe(v)}`)
+    case "Bool":
+      return (v) => (typeof v === "boolean" ? v : new Invalid(`expected a boolean, got ${describe(v)}`))
+    default:
+      return (v) => fromResult(validate(t, v))
+  }
+}
+
+const fromResult = (r: Result.Result<unknown, string>): unknown =>
+  Result.isSuccess(r) ? r.success : new Invalid(r.failure)
+
 /**
  * Checks (and normalises) a non-null input value for a column of type `t`.
  * Succeeds with the value to store; fails with a message saying what was

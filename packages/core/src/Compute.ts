@@ -113,26 +113,35 @@ export const evaluateRows = Effect.fnUntraced(function* (
 ) {
   const types = Catalog.columnTypes(table)
   const results = new Map<CallNode, Array<CallOutcome | undefined>>()
+  const reads = [...Expr.columnIds(node)]
   const inputErrors = rows.map((row) => {
-    for (const id of Expr.columnIds(node)) {
+    if (row.errors.size === 0) return undefined
+    for (const id of reads) {
       const error = row.errors.get(id)
       if (error !== undefined) return error
     }
     return undefined
   })
-  const callEnv = (rowIndex: number): Evaluate.Env => ({
-    column: (id) => rows[rowIndex]!.values.get(id) ?? null,
+  // One environment, pointed at the current row: evaluation is synchronous.
+  let current = 0
+  const env: Evaluate.Env = {
+    column: (id) => rows[current]!.values.get(id) ?? null,
     error: (id, prop) => {
-      const e = rows[rowIndex]!.errors.get(id)
+      const e = rows[current]!.errors.get(id)
       return e === undefined ? null : prop === "errorType" ? e.type : e.message
     },
     call: (call) => {
-      const outcome = results.get(call)?.[rowIndex]
+      const outcome = results.get(call)?.[current]
       if (outcome?.error !== undefined) throw new CallFailed(outcome.error, outcome.attempts)
       return outcome?.value ?? null
     }
-  })
+  }
+  const callEnv = (rowIndex: number): Evaluate.Env => {
+    current = rowIndex
+    return env
+  }
   const attemptsOf = (rowIndex: number): number => {
+    if (results.size === 0) return 0
     let total = 0
     for (const outcomes of results.values()) total += outcomes[rowIndex]?.attempts ?? 0
     return total
@@ -217,14 +226,15 @@ class CallFailed {
 }
 
 /** Checks a computed value against its column's type (a function may return anything). */
-const checkOutput = (column: Catalog.ColumnMeta, cell: Cell): Cell => {
+const checkOutput = (column: Catalog.ColumnMeta, check: ColumnType.Checker, cell: Cell): Cell => {
   if (cell.state !== "done" || cell.value === null || cell.value === undefined) {
     return cell.value === undefined ? { ...cell, value: null } : cell
   }
-  const checked = ColumnType.validate(column.type, cell.value)
-  return checked._tag === "Success"
-    ? { ...cell, value: checked.success }
-    : failed("InvalidOutput", `${column.name}: ${checked.failure}`, cell.attempts)
+  const checked = check(cell.value)
+  if (checked instanceof ColumnType.Invalid) {
+    return failed("InvalidOutput", `${column.name}: ${checked.message}`, cell.attempts)
+  }
+  return checked === cell.value ? cell : { ...cell, value: checked }
 }
 
 /**
@@ -241,7 +251,8 @@ export const computeColumns = Effect.fnUntraced(function* (
   const out = new Map<number, ReadonlyArray<Cell>>()
   for (const column of columns) {
     const node = Catalog.inlineUnstored(table, column.computed!.expr)
-    const cells = (yield* evaluateRows(table, node, rows)).map((cell) => checkOutput(column, cell))
+    const check = ColumnType.checker(column.type)
+    const cells = (yield* evaluateRows(table, node, rows)).map((cell) => checkOutput(column, check, cell))
     cells.forEach((cell, i) => {
       const row = rows[i]!
       row.values.set(column.id, cell.value)

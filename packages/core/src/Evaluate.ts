@@ -10,6 +10,8 @@
  * (division by zero, an invalid cast) is thrown as an `EvalError`: the engine
  * catches it at its boundary and stores it as the cell's typed error, the same
  * error type it derives from the SQLSTATE when the compiled SQL fails instead.
+ * The type rules (`castable`, `comparisonType`, ...) are exported for that
+ * compiler, so that both sides convert and compare values alike.
  */
 import * as ColumnType from "./ColumnType.ts"
 import * as Expr from "./Expr.ts"
@@ -76,7 +78,8 @@ export const evaluate = (node: Expr.Node, env: Env, types: Expr.ColumnTypes = no
           node.args.map((arg) => as(arg, ColumnType.String) as string | null)
         )
       case "JsonPath":
-        return jsonPath(as(node.expr, JsonType), node.path)
+        // An index no element can have is null outright, as SQL compiles it.
+        return node.path.some(unmatchable) ? null : jsonPath(as(node.expr, JsonType), node.path)
       case "Cast": {
         const from = typeOf(node.expr)
         if (!castable(from, node.to)) throw cannotCast(from, node.to)
@@ -124,7 +127,7 @@ export const evaluate = (node: Expr.Node, env: Env, types: Expr.ColumnTypes = no
         const left = go(node.left)
         const right = go(node.right)
         if (left === null || right === null) return null
-        const c = compareAs(type, comparable(left, leftType, type), comparable(right, rightType, type))
+        const c = compare(type, comparable(left, leftType, type), comparable(right, rightType, type))
         return comparisonResult(node.op, c)
       }
       default: {
@@ -153,7 +156,7 @@ export const evaluate = (node: Expr.Node, env: Env, types: Expr.ColumnTypes = no
     for (let i = 0; i < candidates.length; i++) {
       const candidate = candidates[i]
       if (candidate === null) sawNull = true
-      else if (compareAs(type, x, comparable(candidate, valueTypes[i]!, type)) === 0) return true
+      else if (compare(type, x, comparable(candidate, valueTypes[i]!, type)) === 0) return true
     }
     return sawNull ? null : false
   }
@@ -221,7 +224,7 @@ export const castable = (from: ColumnType.ColumnType, to: ColumnType.ColumnType)
  * forms otherwise.
  */
 export const comparisonType = (types: ReadonlyArray<ColumnType.ColumnType>): ColumnType.ColumnType => {
-  if (types.some(isJson)) return ColumnType.Json()
+  if (types.some(isJson)) return JsonType
   if (types.every(ColumnType.isNumeric)) return types.every((t) => t.kind === "Int") ? ColumnType.Int : ColumnType.Float
   if (types.every(isText)) return ColumnType.String
   const first = types[0]!
@@ -242,16 +245,20 @@ const invalidText = (type: string, text: string) =>
   new EvalError("InvalidCast", `invalid input syntax for type ${type}: ${JSON.stringify(text)}`)
 const cannotCast = (from: ColumnType.ColumnType, to: ColumnType.ColumnType) =>
   new EvalError("InvalidCast", `cannot cast ${ColumnType.show(from)} to ${ColumnType.show(to)}`)
-const cannotCastJson = (value: unknown, type: string) => {
-  const kind = Array.isArray(value)
-    ? "array"
-    : value === null
-      ? "null"
-      : typeof value === "object"
-        ? "object"
-        : typeof value
-  return new EvalError("InvalidCast", `cannot cast jsonb ${kind} to type ${type}`)
+const jsonKind = (value: unknown): string => {
+  if (value === null) return "null"
+  if (Array.isArray(value)) return "array"
+  switch (typeof value) {
+    case "number":
+      return "numeric"
+    case "object":
+      return "object"
+    default:
+      return typeof value
+  }
 }
+const cannotCastJson = (value: unknown, type: string) =>
+  new EvalError("InvalidCast", `cannot cast jsonb ${jsonKind(value)} to type ${type}`)
 
 // ---------------------------------------------------------------------------
 // Literals
@@ -396,6 +403,7 @@ const decimalToNumber = (coef: bigint, exp: number): number => Number(`${coef}e$
 
 /** The exact decimal value of a finite float8. */
 const exactDecimal = (x: number): Decimal => {
+  if (x === 0) return { coef: 0n, exp: 0 }
   const view = new DataView(new ArrayBuffer(8))
   view.setFloat64(0, Math.abs(x))
   const bits = view.getBigUint64(0)
@@ -581,8 +589,12 @@ export const compareJson = (a: unknown, b: unknown, top = true): number => {
   }
 }
 
-/** Compares two non-null values of the comparison type `type`. */
-const compareAs = (type: ColumnType.ColumnType, a: unknown, b: unknown): number => {
+/**
+ * Orders two non-null values of `type` as PostgreSQL does (strings under
+ * `COLLATE "C"`, floats with NaN last, jsonb's order): negative, zero or
+ * positive.
+ */
+export const compare = (type: ColumnType.ColumnType, a: unknown, b: unknown): number => {
   switch (type.kind) {
     case "Int":
     case "Float":
@@ -636,33 +648,36 @@ const stringFn = (fn: Expr.StringFn, args: ReadonlyArray<string | null>): unknow
   const [s, t, u] = args as ReadonlyArray<string>
   switch (fn) {
     case "length":
-      return codePoints(s!)
+      return codePoints(s)
     case "lower":
-      return s!.toLowerCase()
+      return s.toLowerCase()
     case "upper":
-      return s!.toUpperCase()
+      return s.toUpperCase()
     case "trim":
-      return trim(s!)
+      return trim(s)
     case "contains":
-      return s!.includes(t!)
+      return s.includes(t)
     case "startsWith":
-      return s!.startsWith(t!)
+      return s.startsWith(t)
     case "endsWith":
-      return s!.endsWith(t!)
+      return s.endsWith(t)
     case "replace":
-      return t === "" ? s : s!.split(t!).join(u!)
+      return t === "" ? s : s.split(t).join(u)
     case "concat":
       return args.join("")
   }
 }
 
-/** `->` step by step: a key of an object, an index of an array (negative from the end), else null. */
+const unmatchable = (key: string | number): boolean =>
+  typeof key === "number" && (!Number.isInteger(key) || Math.abs(key) > 2 ** 31 - 1)
+
+/** Step by step: a key of an object, an index of an array (negative from the end), else null. */
 const jsonPath = (value: unknown, path: ReadonlyArray<string | number>): unknown => {
   let current = value
   for (const key of path) {
     if (current === null || typeof current !== "object") return null
     if (typeof key === "number") {
-      if (!Array.isArray(current) || !Number.isInteger(key)) return null
+      if (!Array.isArray(current)) return null
       const index = key < 0 ? current.length + key : key
       current = index >= 0 && index < current.length ? current[index] : null
     } else {
@@ -838,8 +853,9 @@ const pgSpace = /^[ \t\n\r\v\f]+|[ \t\n\r\v\f]+$/g
 const parseInt8 = (text: string): number => {
   if (!intText.test(text)) throw invalidText("bigint", text)
   const value = BigInt(text.replace(pgSpace, ""))
-  if (value < INT8_MIN || value > INT8_MAX)
+  if (value < INT8_MIN || value > INT8_MAX) {
     throw outOfRange(`value ${JSON.stringify(text)} is out of range for type bigint`)
+  }
   return Number(value)
 }
 
@@ -849,7 +865,8 @@ const parseFloat8 = (text: string): number => {
   const negative = t.startsWith("-")
   const unsigned = t.replace(/^[+-]/, "")
   if (unsigned === "nan") return Number.NaN
-  if (unsigned === "inf" || unsigned === "infinity") return negative ? -Infinity : Infinity
+  if (unsigned === "inf" || unsigned === "infinity")
+    return negative ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY
   const value = Number(t)
   const mantissa = unsigned.split("e")[0]!
   if (isInfinite(value) || (value === 0 && /[1-9]/.test(mantissa))) {
@@ -931,8 +948,9 @@ const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\
 
 const parseJson = (text: string): unknown => {
   const check = (s: string) => {
-    if (s.includes("\u0000") || loneSurrogate.test(s))
+    if (s.includes("\u0000") || loneSurrogate.test(s)) {
       throw new EvalError("InvalidCast", "unsupported Unicode escape sequence")
+    }
   }
   let value: unknown
   try {

@@ -404,6 +404,40 @@ export const calls = (node: Node): ReadonlyArray<Extract<Node, { _tag: "Call" }>
   return out
 }
 
+/**
+ * Whether evaluating the tree can fail on some row: division or modulo by
+ * zero, a cast of bad input, multiplication or Float overflow, a JSON value
+ * used as a number or boolean, a user function. A tree that cannot fail may
+ * be computed in bulk by SQL without losing per-cell error semantics.
+ */
+export const canFail = (node: Node, columns: ColumnTypes): boolean => {
+  let found = false
+  walk(node, (n) => {
+    if (found) return
+    switch (n._tag) {
+      case "Call":
+      case "Cast":
+        found = true
+        return
+      case "Binary": {
+        const left = typeOf(n.left, columns).kind
+        const right = typeOf(n.right, columns).kind
+        if (left === "Json" || right === "Json") found = true
+        else if (n.op === "/" || n.op === "%" || n.op === "*") found = true
+        else if ((n.op === "+" || n.op === "-") && (left === "Float" || right === "Float")) found = true
+        return
+      }
+      case "Neg":
+      case "Not":
+        if (typeOf(n.expr, columns).kind === "Json") found = true
+        return
+      default:
+        return
+    }
+  })
+  return found
+}
+
 /** Whether the tree reads error properties. */
 export const readsErrors = (node: Node): boolean => {
   let found = false

@@ -12,7 +12,9 @@
 import { Effect, Pipeable, Schema, Stream } from "effect"
 import * as Catalog from "./Catalog.ts"
 import type * as Column from "./Column.ts"
+import type * as ColumnType from "./ColumnType.ts"
 import * as Compute from "./Compute.ts"
+import * as Evaluate from "./Evaluate.ts"
 import * as Expr from "./Expr.ts"
 import { type ScanSpec, Store, type StoreError } from "./Store.ts"
 
@@ -157,7 +159,9 @@ interface Plan {
     | { readonly key: string; readonly node: Expr.Node; readonly from?: undefined }
   >
   /** Set when the order (and so limit/offset) is applied in the engine. */
-  readonly engineOrder: ReadonlyArray<{ readonly node: Expr.Node; readonly desc: boolean }> | undefined
+  readonly engineOrder:
+    | ReadonlyArray<{ readonly node: Expr.Node; readonly desc: boolean; readonly type: ColumnType.ColumnType }>
+    | undefined
   readonly limit: number | undefined
   readonly offset: number | undefined
 }
@@ -258,7 +262,9 @@ const plan = (
     },
     engineWhere,
     outputs,
-    engineOrder: engineOrderNeeded ? orderNodes : undefined,
+    engineOrder: engineOrderNeeded
+      ? orderNodes.map((o) => ({ ...o, type: Expr.typeOf(o.node, Catalog.columnTypes(meta)) }))
+      : undefined,
     limit: state.limit,
     offset: state.offset
   }
@@ -353,19 +359,6 @@ const finishBatch = Effect.fnUntraced(function* (plan: Plan, raws: ReadonlyArray
   })
 })
 
-/** SQL's default ordering: nulls last ascending, first descending; strings by code point. */
-export const compareValues = (a: unknown, b: unknown): number => {
-  if (a === b) return 0
-  if (a === null || a === undefined) return 1
-  if (b === null || b === undefined) return -1
-  if (a instanceof Date && b instanceof Date) return a.getTime() - b.getTime()
-  if (typeof a === "number" && typeof b === "number") return a - b
-  if (typeof a === "boolean" && typeof b === "boolean") return (a ? 1 : 0) - (b ? 1 : 0)
-  const sa = typeof a === "string" ? a : JSON.stringify(a)
-  const sb = typeof b === "string" ? b : JSON.stringify(b)
-  return sa < sb ? -1 : sa > sb ? 1 : 0
-}
-
 const loadPlan = (query: Query<any, any>, extra?: { readonly reverse?: boolean }) =>
   Effect.gen(function* () {
     const store = yield* Store
@@ -415,7 +408,14 @@ const collectPlanned = Effect.fnUntraced(function* (store: Store["Service"], pla
         const x = a.orderKey![k]
         const y = b.orderKey![k]
         // Nulls sort last ascending and first descending, as in SQL.
-        const c = compareValues(x, y)
+        const c =
+          x === null || x === undefined
+            ? y === null || y === undefined
+              ? 0
+              : 1
+            : y === null || y === undefined
+              ? -1
+              : Evaluate.compare(o.type, x, y)
         if (c !== 0) return o.desc ? -c : c
       }
       return (a.rowid ?? 0) - (b.rowid ?? 0)

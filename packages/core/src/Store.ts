@@ -135,7 +135,13 @@ export class Store extends Context.Service<
       table: Catalog.TableMeta,
       version: number,
       columns: ReadonlyArray<Catalog.ColumnMeta>,
-      rows: ReadonlyArray<ReadonlyArray<unknown>>
+      rows: ReadonlyArray<ReadonlyArray<unknown>>,
+      /**
+       * Stored computed columns the store computes itself, in the same
+       * statement, from the rows' data columns: their expressions are
+       * `pushable`, read only data columns and cannot fail (`Expr.canFail`).
+       */
+      computed?: ReadonlyArray<Catalog.ColumnMeta>
     ) => Effect.Effect<void, StoreError>
     /** Writes computed cells of live rows in place (materialisation, not a new version). */
     readonly writeCells: (

@@ -194,64 +194,61 @@ export class Table<S extends Column.Specs> {
       const meta = yield* load
       const dataColumns = meta.columns.filter((c) => c.computed === undefined)
       const byName = new Map(meta.columns.map((c) => [c.name, c]))
+      const checks = dataColumns.map((c) => ColumnType.checker(c.type))
+      const invalidRow = (index: number, column: string, message: string) =>
+        new ValidationError({ table: meta.path, operation: "insert", row: index, column, message })
       const work: Array<Compute.WorkRow> = []
-      for (const [index, row] of rows.entries()) {
+      for (let index = 0; index < rows.length; index++) {
+        const row = rows[index] as unknown
         if (typeof row !== "object" || row === null) {
-          return yield* new ValidationError({
-            table: meta.path,
-            operation: "insert",
-            row: index,
-            column: "",
-            message: `row ${index} of the insert into ${meta.path} is not an object`
-          })
+          return yield* invalidRow(index, "", `row ${index} of the insert into ${meta.path} is not an object`)
         }
-        for (const name of Object.keys(row)) {
-          const column = byName.get(name)
-          if (column === undefined || column.computed !== undefined) {
-            return yield* new ValidationError({
-              table: meta.path,
-              operation: "insert",
-              row: index,
-              column: name,
-              message:
-                column === undefined
-                  ? `row ${index}: ${meta.path} has no column ${JSON.stringify(name)}`
-                  : `row ${index}: ${name} is a computed column of ${meta.path} and cannot be inserted`
-            })
-          }
-        }
+        let present = 0
         const values = new Map<number, unknown>()
-        for (const column of dataColumns) {
+        for (let j = 0; j < dataColumns.length; j++) {
+          const column = dataColumns[j]!
           const raw = (row as Record<string, unknown>)[column.name]
+          if (raw !== undefined) present++
           if (raw === undefined || raw === null) {
             if (!column.nullable) {
-              return yield* new ValidationError({
-                table: meta.path,
-                operation: "insert",
-                row: index,
-                column: column.name,
-                message: `row ${index}: column ${column.name} (${ColumnType.show(column.type)}) of ${meta.path} is required, got ${raw === null ? "null" : "nothing"}`
-              })
+              return yield* invalidRow(
+                index,
+                column.name,
+                `row ${index}: column ${column.name} (${ColumnType.show(column.type)}) of ${meta.path} is required, got ${raw === null ? "null" : "nothing"}`
+              )
             }
             values.set(column.id, null)
             continue
           }
-          const checked = ColumnType.validate(column.type, raw)
-          if (checked._tag === "Failure") {
-            return yield* new ValidationError({
-              table: meta.path,
-              operation: "insert",
-              row: index,
-              column: column.name,
-              message: `row ${index}: column ${column.name} (${ColumnType.show(column.type)}) of ${meta.path}: ${checked.failure}`
-            })
+          const checked = checks[j]!(raw)
+          if (checked instanceof ColumnType.Invalid) {
+            return yield* invalidRow(
+              index,
+              column.name,
+              `row ${index}: column ${column.name} (${ColumnType.show(column.type)}) of ${meta.path}: ${checked.message}`
+            )
           }
-          values.set(column.id, checked.success)
+          values.set(column.id, checked)
+        }
+        // Keys that are not data columns (unknown or computed) are errors.
+        if (Object.keys(row).length !== present) {
+          for (const name of Object.keys(row)) {
+            const column = byName.get(name)
+            if (column === undefined || column.computed !== undefined) {
+              return yield* invalidRow(
+                index,
+                name,
+                column === undefined
+                  ? `row ${index}: ${meta.path} has no column ${JSON.stringify(name)}`
+                  : `row ${index}: ${name} is a computed column of ${meta.path} and cannot be inserted`
+              )
+            }
+          }
         }
         work.push({ values, errors: new Map() })
       }
 
-      const computedColumns = meta.columns.filter((c) => c.computed?.stored === true)
+      const { inEngine: computedColumns, inStore } = splitComputed(store, meta)
       const cells = yield* Compute.computeColumns(meta, computedColumns, work)
       const abort = Compute.firstAbort(meta, computedColumns, cells, (i) => i)
       if (abort !== undefined) return yield* abort
@@ -271,14 +268,14 @@ export class Table<S extends Column.Specs> {
         Effect.gen(function* () {
           const version = yield* store.bumpVersion(meta, { inserted: rows.length, errors })
           for (let i = 0; i < physical.length; i += BATCH) {
-            yield* store.insertRows(meta, version, stored, physical.slice(i, i + BATCH))
+            yield* store.insertRows(meta, version, stored, physical.slice(i, i + BATCH), inStore)
           }
           return version
         })
       )
       return {
         inserted: rows.length,
-        computed: computedColumns.length * rows.length - errors,
+        computed: (computedColumns.length + inStore.length) * rows.length - errors,
         errors,
         columnsWithErrors,
         version
@@ -458,6 +455,38 @@ export class Table<S extends Column.Specs> {
 // ---------------------------------------------------------------------------
 // Shared write paths
 // ---------------------------------------------------------------------------
+
+/**
+ * Splits a table's stored computed columns into those the store computes in
+ * the insert statement itself (SQL-expressible, reading only data columns,
+ * unable to fail, and not needed by an engine-computed column) and those the
+ * engine computes before writing.
+ */
+const splitComputed = (store: Store["Service"], meta: Catalog.TableMeta) => {
+  const stored = meta.columns.filter((c) => c.computed?.stored === true)
+  const data = new Set(meta.columns.filter((c) => c.computed === undefined).map((c) => c.id))
+  const candidates = new Set(
+    stored
+      .filter((c) => {
+        const node = Catalog.inlineUnstored(meta, c.computed!.expr)
+        return (
+          !Expr.canFail(node, Catalog.columnTypes(meta)) &&
+          [...Expr.columnIds(node)].every((id) => data.has(id)) &&
+          store.pushable(meta, node)
+        )
+      })
+      .map((c) => c.id)
+  )
+  const neededByEngine = new Set<number>()
+  for (const c of stored) {
+    if (candidates.has(c.id)) continue
+    for (const id of Expr.columnIds(Catalog.inlineUnstored(meta, c.computed!.expr))) neededByEngine.add(id)
+  }
+  return {
+    inStore: stored.filter((c) => candidates.has(c.id) && !neededByEngine.has(c.id)),
+    inEngine: stored.filter((c) => !candidates.has(c.id) || neededByEngine.has(c.id))
+  }
+}
 
 const columnNode = (c: Catalog.ColumnMeta): Expr.Node => ({ _tag: "Column", id: c.id, name: c.name })
 

@@ -9,12 +9,12 @@
  * computed column has, beside its value, its cell state `s_<id>` (0 pending,
  * 1 done, 2 error) and error type, message and attempt count.
  */
-import { Catalog, type ColumnType, Expr, Store } from "@tessera/core"
+import { Catalog, ColumnType, Expr, Store } from "@tessera/core"
 import { PgTypes } from "@effect/sql-pg"
 import { Effect, Layer, Option, Result, Stream } from "effect"
 import type { SqlError } from "effect/sql"
 import { SqlClient, type Statement } from "effect/sql"
-import { compile, fromSql, sqlType } from "./internal/compileExpr.ts"
+import { type CompileContext, compile, fromSql, sqlType } from "./internal/compileExpr.ts"
 import { Database } from "./Database.ts"
 
 const LIVE = 2147483647
@@ -435,7 +435,6 @@ export const make = Effect.gen(function* () {
                 PRIMARY KEY (rowid, v_min)
               )`)
               yield* unsafe(`ALTER SEQUENCE ${tableName(id)}_rowid_seq OWNED BY ${tableName(id)}.rowid`)
-              yield* unsafe(`CREATE INDEX t_${id}_live ON ${tableName(id)} (rowid) WHERE v_max = ${LIVE}`)
               yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
                 VALUES (${id}, 0, 0, 'schema', 'Initial Version')`
             })
@@ -573,7 +572,7 @@ export const make = Effect.gen(function* () {
   // Rows
   // -------------------------------------------------------------------------
 
-  const compileContext = (table: Catalog.TableMeta) => {
+  const compileContext = (table: Catalog.TableMeta): CompileContext => {
     const types = Catalog.columnTypes(table)
     return {
       sql,
@@ -593,9 +592,13 @@ export const make = Effect.gen(function* () {
     return Option.isSome(compile(node, compileContext(table)))
   }
 
-  const compileOrDie = (table: Catalog.TableMeta, node: Expr.Node): Statement.Fragment =>
+  const compileOrDie = (
+    table: Catalog.TableMeta,
+    node: Expr.Node,
+    context: CompileContext = compileContext(table)
+  ): Statement.Fragment =>
     Option.getOrThrowWith(
-      compile(node, compileContext(table)),
+      compile(node, context),
       () => new Error(`Tessera bug: expression ${Expr.show(node)} reached SQL but cannot be compiled`)
     )
 
@@ -617,7 +620,8 @@ export const make = Effect.gen(function* () {
     if (page !== undefined) conditions.push(sql`rowid > ${page.after}`)
     const order: Array<Statement.Fragment> = spec.orderBy.map((o) => {
       const type = Expr.typeOf(o.node, Catalog.columnTypes(table))
-      const collate = type.kind === "String" ? sql.literal(` COLLATE "C"`) : sql.literal("")
+      const text = type.kind === "String" || ColumnType.isMedia(type)
+      const collate = text ? sql.literal(` COLLATE "C"`) : sql.literal("")
       return sql`${compileOrDie(table, o.node)}${collate} ${sql.literal(o.desc ? "DESC" : "ASC")}`
     })
     order.push(sql`rowid ${sql.literal(spec.rowidOrder === "desc" ? "DESC" : "ASC")}`)
@@ -707,107 +711,119 @@ export const make = Effect.gen(function* () {
    * Inserts rows (with their row ids when given) at `version`. Each column is
    * sent as one binary array parameter and the rows are built by `unnest` in
    * the server: one small statement per batch, whatever its size. Vector
-   * columns have no array codec, so tables with them use multi-row VALUES.
+   * columns have no array codec, so tables with them use multi-row VALUES
+   * (in statements of at most MAX_PARAMS parameters). `computed` columns are
+   * computed by the statement itself from the row's data columns.
    */
   const insertPhysical = Effect.fnUntraced(function* (
     table: Catalog.TableMeta,
     version: number,
     columns: ReadonlyArray<Catalog.ColumnMeta>,
-    rows: ReadonlyArray<{ readonly rowid?: number | undefined; readonly values: ReadonlyArray<unknown> }>
+    rows: ReadonlyArray<{ readonly rowid?: number | undefined; readonly values: ReadonlyArray<unknown> }>,
+    computed: ReadonlyArray<Catalog.ColumnMeta> = []
   ) {
     if (rows.length === 0) return
     const withRowid = rows[0]!.rowid !== undefined
-    if (columns.some((c) => c.type.kind === "Vector")) {
-      return yield* insertValues(table, version, columns, rows, withRowid)
-    }
-    const names: Array<string> = []
-    const arrays: Array<{ readonly oid: number; readonly cast: string; readonly values: Array<unknown> }> = []
-    const selects: Array<string> = []
-    const addSlot = (name: string, slot: ArraySlot) => {
-      names.push(name)
-      selects.push(slot.select(`u.a${arrays.length}`))
-      arrays.push({ oid: slot.oid, cast: slot.cast, values: [] })
-    }
-    if (withRowid) addSlot("rowid", arraySlot({ kind: "Int" }))
+    const useValues = columns.some((c) => c.type.kind === "Vector")
+    // One slot per value sent: the row id, each column's value, each computed cell's state.
+    const slots: Array<{
+      readonly name: string
+      readonly slot: ArraySlot
+      readonly cast: string
+      readonly type?: ColumnType.ColumnType | undefined
+    }> = []
+    const add = (name: string, slot: ArraySlot, cast: string, type?: ColumnType.ColumnType) =>
+      slots.push({ name, slot, cast, type })
+    if (withRowid) add("rowid", arraySlot({ kind: "Int" }), "int8", { kind: "Int" })
+    const slotOf = new Map<number, number>()
     for (const column of columns) {
-      addSlot(valueCol(column.id), arraySlot(column.type))
+      slotOf.set(column.id, slots.length)
+      add(valueCol(column.id), arraySlot(column.type), sqlType(column.type), column.type)
       if (column.computed !== undefined) {
-        addSlot(`s_${column.id}`, INT2_SLOT)
-        addSlot(`et_${column.id}`, TEXT_SLOT)
-        addSlot(`em_${column.id}`, TEXT_SLOT)
-        addSlot(`ea_${column.id}`, INT2_SLOT)
+        add(`s_${column.id}`, INT2_SLOT, "int2")
+        add(`et_${column.id}`, TEXT_SLOT, "text")
+        add(`em_${column.id}`, TEXT_SLOT, "text")
+        add(`ea_${column.id}`, INT2_SLOT, "int2")
       }
     }
-    for (const row of rows) {
+    const element = (k: number) => (useValues ? `u.a${k}` : slots[k]!.slot.select(`u.a${k}`))
+    const names = [...slots.map((s) => s.name)]
+    const selects: Array<Statement.Fragment> = slots.map((_, k) => sql.literal(element(k)))
+    const context = {
+      ...compileContext(table),
+      column: (id: number) => {
+        const k = slotOf.get(id)
+        if (k === undefined) throw new Error(`Tessera bug: column ${id} is not part of this insert`)
+        return sql.literal(`(${element(k)})`)
+      }
+    }
+    for (const column of computed) {
+      names.push(valueCol(column.id), `s_${column.id}`)
+      selects.push(compileOrDie(table, column.computed!.expr, context), sql.literal(String(STATE_CODE.done)))
+    }
+    const head = sql.literal(`INSERT INTO ${tableName(table.id)} (v_min, ${names.join(", ")})`)
+    const aliases = sql.literal(slots.map((_, k) => `a${k}`).join(", "))
+
+    const valuesOf = (row: (typeof rows)[number], push: (k: number, value: unknown) => void) => {
       let k = 0
-      if (withRowid) arrays[k++]!.values.push(row.rowid)
+      if (withRowid) push(k++, row.rowid)
       for (const [j, column] of columns.entries()) {
         const value = row.values[j]
         if (column.computed === undefined) {
-          arrays[k++]!.values.push(arrayValue(column.type, value))
+          push(k++, value)
         } else {
           const cell = value as Store.Cell
-          arrays[k++]!.values.push(arrayValue(column.type, cell.value))
-          arrays[k++]!.values.push(STATE_CODE[cell.state])
-          arrays[k++]!.values.push(cell.errorType)
-          arrays[k++]!.values.push(cell.errorMessage)
-          arrays[k++]!.values.push(cell.attempts)
+          push(k++, cell.value)
+          push(k++, STATE_CODE[cell.state])
+          push(k++, cell.errorType)
+          push(k++, cell.errorMessage)
+          push(k++, cell.attempts)
         }
       }
     }
-    const params: Array<unknown> = [version]
-    for (const array of arrays) {
-      const parameter = PgTypes.array(array.values, array.oid)
-      if (Result.isFailure(parameter)) return yield* Effect.die(parameter.failure)
-      params.push(parameter.success)
-    }
-    yield* unsafe(
-      `INSERT INTO ${tableName(table.id)} (v_min, ${names.join(", ")})
-       SELECT $1::int4, ${selects.join(", ")}
-       FROM unnest(${arrays.map((a, i) => `$${i + 2}::${a.cast}`).join(", ")}) AS u (${arrays.map((_, i) => `a${i}`).join(", ")})`,
-      params
-    )
-  })
 
-  /** Multi-row INSERT of (rowid?, v_min, columns...) in statements of at most MAX_PARAMS parameters. */
-  const insertValues = Effect.fnUntraced(function* (
-    table: Catalog.TableMeta,
-    version: number,
-    columns: ReadonlyArray<Catalog.ColumnMeta>,
-    rows: ReadonlyArray<{ readonly rowid?: number | undefined; readonly values: ReadonlyArray<unknown> }>,
-    withRowid: boolean
-  ) {
-    const slots = [
-      ...(withRowid ? [{ name: "rowid", cast: "int8" }] : []),
-      { name: "v_min", cast: "int4" },
-      ...columns.flatMap(columnSlots)
-    ]
-    const perRow = slots.length
-    const chunk = Math.max(1, Math.floor(MAX_PARAMS / perRow))
-    const head = `INSERT INTO ${tableName(table.id)} (${slots.map((s) => s.name).join(", ")}) VALUES `
-    for (let start = 0; start < rows.length; start += chunk) {
-      const slice = rows.slice(start, start + chunk)
-      const params: Array<unknown> = []
-      const tuples: Array<string> = []
-      for (const row of slice) {
-        const base = params.length
-        if (withRowid) params.push(row.rowid)
-        params.push(version)
-        for (const [j, column] of columns.entries()) pushValues(column, row.values[j], params)
-        tuples.push(`(${slots.map((s, k) => `$${base + k + 1}::${s.cast}`).join(", ")})`)
+    if (!useValues) {
+      const arrays = slots.map(() => [] as Array<unknown>)
+      for (const row of rows) {
+        valuesOf(row, (k, value) => {
+          const type = slots[k]!.type
+          arrays[k]!.push(type === undefined ? value : arrayValue(type, value))
+        })
       }
-      yield* unsafe(head + tuples.join(", "), params)
+      const params: Array<Statement.Fragment> = []
+      for (const [k, values] of arrays.entries()) {
+        const parameter = PgTypes.array(values, slots[k]!.slot.oid)
+        if (Result.isFailure(parameter)) return yield* Effect.die(parameter.failure)
+        params.push(sql`${parameter.success}::${sql.literal(slots[k]!.slot.cast)}`)
+      }
+      yield* sql`${head} SELECT ${version}::int4, ${sql.csv(selects)} FROM unnest(${sql.csv(params)}) AS u (${aliases})`
+      return
+    }
+
+    const chunk = Math.max(1, Math.floor(MAX_PARAMS / slots.length))
+    for (let start = 0; start < rows.length; start += chunk) {
+      const tuples = rows.slice(start, start + chunk).map((row) => {
+        const values: Array<Statement.Fragment> = []
+        valuesOf(row, (k, value) => {
+          const slot = slots[k]!
+          const v = slot.type === undefined ? value : param(database, slot.type, value).value
+          values.push(sql`${v}::${sql.literal(slot.cast)}`)
+        })
+        return sql`(${sql.csv(values)})`
+      })
+      yield* sql`${head} SELECT ${version}::int4, ${sql.csv(selects)} FROM (VALUES ${sql.csv(tuples)}) AS u (${aliases})`
     }
   })
 
-  const insertRows: Store.Store["Service"]["insertRows"] = (table, version, columns, rows) =>
+  const insertRows: Store.Store["Service"]["insertRows"] = (table, version, columns, rows, computed) =>
     run(
       `inserting into ${table.path}`,
       insertPhysical(
         table,
         version,
         columns,
-        rows.map((values) => ({ values }))
+        rows.map((values) => ({ values })),
+        computed
       )
     )
 

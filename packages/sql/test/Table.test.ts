@@ -636,6 +636,31 @@ Harness.forEachBackend("Computed columns", (test) => {
       assert.strictEqual(attempts, 20)
     }))
 
+  test("computed columns SQL can compute are written by the insert statement itself, on both insert paths", () =>
+    Effect.gen(function* () {
+      const { fn, calls } = counted(name("inc"), (x) => x + 1)
+      for (const withVector of [false, true]) {
+        const t = yield* Table.create(
+          `sqlcomp_${withVector}`,
+          withVector ? { i: Column.Int, v: Column.nullable(Column.Vector(2)) } : { i: Column.Int }
+        )
+        const t2 = yield* t.addComputedColumn("plus", t.c.i.plus(1).times(2))
+        const t3 = yield* t2.addComputedColumn("half", t2.c.i.div(2), { onError: "record" })
+        const t4 = yield* t3.addComputedColumn("viaFn", fn({ x: t3.c.plus }))
+        const t5 = yield* t4.addComputedColumn("label", t4.c.i.gt(1).and(t4.c.plus.lt(100)))
+        yield* t5.insert([{ i: 1 }, { i: 2 }, { i: 3 }])
+        const rows = yield* t5
+          .select((c) => ({ i: c.i, plus: c.plus, half: c.half, viaFn: c.viaFn, label: c.label }))
+          .collect()
+        assert.deepStrictEqual(rows, [
+          { i: 1, plus: 4, half: 0, viaFn: 5, label: false },
+          { i: 2, plus: 6, half: 1, viaFn: 7, label: true },
+          { i: 3, plus: 8, half: 1, viaFn: 9, label: true }
+        ])
+      }
+      assert.strictEqual(calls.n, 6)
+    }))
+
   test("Expr literal helpers and and/or builders", () =>
     Effect.gen(function* () {
       const t = yield* Table.create("lits", { x: Column.Int })

@@ -183,7 +183,7 @@ const compileNode = (root: Expr.Node, ctx: CompileContext): Fragment => {
         const exprType = typeOf(node.expr)
         const valueTypes = node.values.map(typeOf)
         const type = Evaluate.comparisonType([exprType, ...valueTypes])
-        const values = node.values.map((v, i) => comparable(v, valueTypes[i]!, type))
+        const values = node.values.map((v, i) => sql`${comparable(v, valueTypes[i]!, type)}${collate(type)}`)
         return sql`(${comparable(node.expr, exprType, type)}${collate(type)} IN (${sql.csv(values)}))`
       }
       case "String":
@@ -218,6 +218,7 @@ const compileNode = (root: Expr.Node, ctx: CompileContext): Fragment => {
   const comparable = (node: Expr.Node, from: ColumnType.ColumnType, to: ColumnType.ColumnType): Fragment =>
     isJson(to) && !Evaluate.sameClass(from, to) ? toJson(sql, go(node), from, false) : as(node, to)
 
+  /** Both sides: a side may carry an explicit collation already (`lower` uses ICU's). */
   const collate = (type: ColumnType.ColumnType): Fragment => sql.literal(isText(type) ? ` COLLATE "C"` : "")
 
   const binary = (node: Extract<Expr.Node, { _tag: "Binary" }>): Fragment => {
@@ -235,7 +236,7 @@ const compileNode = (root: Expr.Node, ctx: CompileContext): Fragment => {
         const leftType = typeOf(node.left)
         const rightType = typeOf(node.right)
         const type = Evaluate.comparisonType([leftType, rightType])
-        return sql`(${comparable(node.left, leftType, type)}${collate(type)} ${sql.literal(comparisonOps[node.op])} ${comparable(node.right, rightType, type)})`
+        return sql`(${comparable(node.left, leftType, type)}${collate(type)} ${sql.literal(comparisonOps[node.op])} ${comparable(node.right, rightType, type)}${collate(type)})`
       }
       default: {
         const type = typeOf(node)
@@ -283,6 +284,7 @@ const literal = (
   if (value === null || value === undefined) return sql.literal(`NULL::${sqlType(node.type)}`)
   switch (node.type.kind) {
     case "Int":
+      if (typeof value === "number" && !Number.isInteger(value)) throw new NotExpressible()
       return sql`${PgTypes.int8(BigInt(value as number | bigint))}::int8`
     case "Float":
       return sql`${PgTypes.float8(value as number)}::float8`
