@@ -68,8 +68,6 @@ const arrayValue = (type: ColumnType.ColumnType, value: unknown): unknown => {
 const tableName = (id: number) => `tessera_data.t_${id}`
 const valueCol = (id: number) => `c_${id}`
 
-type Sql = SqlClient.SqlClient
-
 const storeError =
   (what: string) =>
   (cause: SqlError.SqlError): Store.StoreError =>

@@ -1,6 +1,8 @@
-import { assert } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import { Column, Dir, Expr, Fn, Table } from "@tessera/core"
 import { Effect, Schema, Stream } from "effect"
+import * as NodeChildProcess from "node:child_process"
+import * as NodePath from "node:path"
 import { Harness } from "../src/testing/index.ts"
 
 /** A function that counts its calls, so tests can prove what was (not) computed. */
@@ -668,4 +670,28 @@ Harness.forEachBackend("Computed columns", (test) => {
       const rows = yield* t.where(Expr.or(t.c.x.eq(1), Expr.and(t.c.x.gt(1), t.c.x.lt(3)))).collect()
       assert.deepStrictEqual(rows, [{ x: 1 }, { x: 2 }])
     }))
+})
+
+describe("Catalog across processes", () => {
+  it.live(
+    "directories, tables, columns and rows written by one process are seen by another",
+    () =>
+      Effect.gen(function* () {
+        const home = yield* Harness.tempDir()
+        const script = NodePath.join(import.meta.dirname, "fixtures", "catalog-process.ts")
+        const run = (mode: string) =>
+          NodeChildProcess.execFileSync(process.execPath, [script, home, mode], { encoding: "utf8" }).trim()
+        assert.strictEqual(run("write"), "written")
+        const out = JSON.parse(run("read"))
+        assert.deepStrictEqual(out.tables, ["shared/deep/notes"])
+        assert.deepStrictEqual(out.dirs, ["shared", "shared/deep"])
+        assert.deepStrictEqual(out.columns, ["text:String", "n:Int", 'loud:String=text.upper().concat("?")'])
+        assert.deepStrictEqual(out.rows, [
+          { text: "one", n: 1, loud: "ONE?" },
+          { text: "two", n: 2, loud: "TWO?" },
+          { text: "three", n: 3, loud: "THREE?" }
+        ])
+      }),
+    120_000
+  )
 })
