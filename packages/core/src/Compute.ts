@@ -7,12 +7,13 @@
  * every row a `Cell`: a value, or an error with its type, message and attempt
  * count. A cell whose inputs failed fails with the same cause.
  */
-import { Cause, Effect, Exit, Schema } from "effect"
+import { Cause, Effect, Exit, Schema, Semaphore } from "effect"
 import * as Catalog from "./Catalog.ts"
 import * as ColumnType from "./ColumnType.ts"
 import * as Evaluate from "./Evaluate.ts"
 import * as Expr from "./Expr.ts"
 import * as Fn from "./Fn.ts"
+import * as Pool from "./Pool.ts"
 import type { Cell } from "./Store.ts"
 
 /** A computed column calls a function that this process does not have. */
@@ -171,6 +172,9 @@ export const evaluateRows = Effect.fnUntraced(function* (
       }
       pending.push({ index: i, args })
     }
+    const pools = yield* Pool.Pools
+    const pool = pools.pool(definition.pool)
+    const permits = pools.semaphore(`${definition.name}@${definition.version}`, definition.concurrency)
     const batches: Array<typeof pending> = []
     for (let i = 0; i < pending.length; i += definition.batchSize) {
       batches.push(pending.slice(i, i + definition.batchSize))
@@ -179,10 +183,16 @@ export const evaluateRows = Effect.fnUntraced(function* (
       batches,
       (batch) => {
         let attempts = 0
+        // Each attempt holds one of the function's permits and passes the pool's pacing;
+        // retry delays happen outside both.
         const once = Effect.suspend(() => {
           attempts++
           return definition.invoke(batch.map((p) => p.args))
-        })
+        }).pipe(
+          (attempt) => pool.request(attempt, { tokens: definition.estimateTokens?.(batch.map((p) => p.args)) ?? 0 }),
+          Semaphore.withPermit(permits),
+          Effect.provideService(Pool.CurrentPool, pool)
+        )
         const attempt = definition.retry === undefined ? once : Effect.retry(once, definition.retry)
         return Effect.exit(attempt).pipe(
           Effect.flatMap((exit) => {

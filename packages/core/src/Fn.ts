@@ -18,6 +18,7 @@ import { type Duration, Effect, Schedule, Schema } from "effect"
 import type * as Column from "./Column.ts"
 import type * as ColumnType from "./ColumnType.ts"
 import * as Expr from "./Expr.ts"
+import type * as Pool from "./Pool.ts"
 
 export interface Param {
   readonly name: string
@@ -48,8 +49,17 @@ export interface Definition {
   /** The resource pool (rate limit) the function's calls share; defaults to its name. */
   readonly pool: string
   readonly batched: boolean
-  /** Runs one batch of argument rows; succeeds with one result per row. */
-  readonly invoke: (rows: ReadonlyArray<ReadonlyArray<unknown>>) => Effect.Effect<ReadonlyArray<unknown>, unknown>
+  /** How it was defined: a plain function has no effects outside the process. */
+  readonly kind: "plain" | "effect" | "batched"
+  /**
+   * Runs one batch of argument rows; succeeds with one result per row. It may
+   * use `Pool.CurrentPool` to report rate-limit headers and `retry-after`s.
+   */
+  readonly invoke: (
+    rows: ReadonlyArray<ReadonlyArray<unknown>>
+  ) => Effect.Effect<ReadonlyArray<unknown>, unknown, Pool.CurrentPool>
+  /** Estimates the tokens a batch will use, for token-per-minute pacing. */
+  readonly estimateTokens?: ((rows: ReadonlyArray<ReadonlyArray<unknown>>) => number) | undefined
 }
 
 type ParamSpecs = Record<string, Column.Any>
@@ -64,6 +74,8 @@ export interface Fn<P extends ParamSpecs, R> {
 
 interface CommonOptions<P extends ParamSpecs, C extends Column.Any, E> {
   readonly name: string
+  /** Estimates the tokens a batch of argument rows will use (token-per-minute pacing). */
+  readonly estimateTokens?: ((rows: ReadonlyArray<ArgsOf<P>>) => number) | undefined
   readonly version?: number | undefined
   readonly params: P
   readonly returns: C
@@ -105,7 +117,7 @@ export const describeError = (error: unknown): { readonly type: string; readonly
 
 const build = <P extends ParamSpecs, C extends Column.Any>(
   options: CommonOptions<P, C, any>,
-  batched: boolean,
+  kind: Definition["kind"],
   batchSize: number,
   invoke: Definition["invoke"]
 ): Fn<P, Column.TypeOf<C>> => {
@@ -123,12 +135,17 @@ const build = <P extends ParamSpecs, C extends Column.Any>(
     })),
     returns: options.returns.type,
     deterministic: options.deterministic ?? true,
-    concurrency: Math.max(1, options.concurrency ?? (batched ? 1 : 8)),
+    concurrency: Math.max(1, options.concurrency ?? (kind === "batched" ? 1 : 8)),
     batchSize: Math.max(1, batchSize),
     retry: options.retry as Schedule.Schedule<unknown, unknown> | undefined,
     pool: options.pool ?? options.name,
-    batched,
-    invoke
+    batched: kind === "batched",
+    kind,
+    invoke,
+    estimateTokens:
+      options.estimateTokens === undefined
+        ? undefined
+        : (rows) => options.estimateTokens!(rows.map((row) => argsObject(paramNames, row)))
   }
   register(definition)
   const call = (args: CallArgs<P>): Expr.Expr<Column.TypeOf<C>> => {
@@ -163,7 +180,7 @@ export const make = <P extends ParamSpecs, C extends Column.Any>(
   options: CommonOptions<P, C, FunctionError> & { readonly run: (args: ArgsOf<P>) => Column.TypeOf<C> }
 ): Fn<P, Column.TypeOf<C>> => {
   const names = Object.keys(options.params)
-  return build(options, false, 1, (rows) =>
+  return build(options, "plain", 1, (rows) =>
     Effect.try({
       try: () => rows.map((row) => options.run(argsObject(names, row))),
       catch: toFunctionError(options.name)
@@ -174,22 +191,24 @@ export const make = <P extends ParamSpecs, C extends Column.Any>(
 /** A function returning an Effect; its typed failures are retried by `retry`, then recorded. */
 export const effect = <P extends ParamSpecs, C extends Column.Any, E>(
   options: CommonOptions<P, C, E> & {
-    readonly run: (args: ArgsOf<P>) => Effect.Effect<Column.TypeOf<C>, E>
+    readonly run: (args: ArgsOf<P>) => Effect.Effect<Column.TypeOf<C>, E, Pool.CurrentPool | never>
   }
 ): Fn<P, Column.TypeOf<C>> => {
   const names = Object.keys(options.params)
-  return build(options, false, 1, (rows) => Effect.forEach(rows, (row) => options.run(argsObject(names, row))))
+  return build(options, "effect", 1, (rows) => Effect.forEach(rows, (row) => options.run(argsObject(names, row))))
 }
 
 /** A function over a batch of argument rows, returning one result per row in order. */
 export const batched = <P extends ParamSpecs, C extends Column.Any, E>(
   options: CommonOptions<P, C, E> & {
     readonly batchSize: number
-    readonly run: (rows: ReadonlyArray<ArgsOf<P>>) => Effect.Effect<ReadonlyArray<Column.TypeOf<C>>, E>
+    readonly run: (
+      rows: ReadonlyArray<ArgsOf<P>>
+    ) => Effect.Effect<ReadonlyArray<Column.TypeOf<C>>, E, Pool.CurrentPool | never>
   }
 ): Fn<P, Column.TypeOf<C>> => {
   const names = Object.keys(options.params)
-  return build(options, true, options.batchSize, (rows) =>
+  return build(options, "batched", options.batchSize, (rows) =>
     options.run(rows.map((row) => argsObject(names, row))).pipe(
       Effect.flatMap((results) =>
         results.length === rows.length

@@ -6,7 +6,7 @@
  * computed cell has, beside its value, a state (pending / done / error) and
  * its error's type, message and attempt count, so that pending work is data.
  */
-import type { Effect, Stream } from "effect"
+import type { Effect, Scope, Stream } from "effect"
 import { Context, Schema } from "effect"
 import type * as Catalog from "./Catalog.ts"
 import type * as ColumnType from "./ColumnType.ts"
@@ -64,6 +64,23 @@ export interface Change {
 
 export type IfExists = "error" | "ignore" | "replace"
 
+export interface CellCounts {
+  readonly column: number
+  readonly pending: number
+  /** Pending cells a live worker holds right now. */
+  readonly claimed: number
+  readonly done: number
+  readonly error: number
+  /** The error of the most recently failed cell, if any. */
+  readonly lastError: { readonly type: string; readonly message: string } | undefined
+}
+
+/** Something changed: a table's catalog entry (`schema`) or its rows (`rows`). */
+export interface ChangeEvent {
+  readonly kind: "schema" | "rows"
+  readonly table: number
+}
+
 export class Store extends Context.Service<
   Store,
   {
@@ -105,6 +122,12 @@ export class Store extends Context.Service<
       table: Catalog.TableMeta,
       column: NewColumn
     ) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
+    /**
+     * Undoes `addColumn` of a column nothing else depends on yet: removes it
+     * physically and from the catalog, with its version when that is still
+     * the table's latest (an aborted backfill leaves nothing behind).
+     */
+    readonly removeColumn: (table: Catalog.TableMeta, column: Catalog.ColumnMeta) => Effect.Effect<void, StoreError>
     /** Records a data change as a new table version; returns the new version. */
     readonly bumpVersion: (table: Catalog.TableMeta, change: Change) => Effect.Effect<number, StoreError>
     /** Adds to the counts of the table's current version (e.g. a backfill's errors). */
@@ -165,6 +188,46 @@ export class Store extends Context.Service<
       version: number,
       rowids: ReadonlyArray<number>
     ) => Effect.Effect<number, StoreError>
+
+    // durable execution ----------------------------------------------------------
+    /**
+     * Registers this process as a worker for the scope's lifetime. Its claims
+     * stay its own while it lives; when it dies (even by SIGKILL) they are
+     * free for other workers at once.
+     */
+    readonly registerWorker: Effect.Effect<number, StoreError, Scope.Scope>
+    /**
+     * Claims up to `limit` pending cells of a stored computed column whose
+     * inputs are ready (computed inputs done or failed), skipping cells other
+     * live workers hold, in row-id order, optionally only among `rowids`.
+     * Returns the rows' inputs as `scan` would for `inputs`.
+     */
+    readonly claim: (
+      table: Catalog.TableMeta,
+      column: Catalog.ColumnMeta,
+      inputs: ScanSpec,
+      options: { readonly worker: number; readonly limit: number; readonly rowids?: ReadonlyArray<number> | undefined }
+    ) => Effect.Effect<ReadonlyArray<Record<string, unknown>>, StoreError>
+    /** Writes claimed cells and releases their claims (rows no longer live are skipped). */
+    readonly complete: (
+      table: Catalog.TableMeta,
+      column: Catalog.ColumnMeta,
+      worker: number,
+      cells: ReadonlyArray<{ readonly rowid: number; readonly cell: Cell }>
+    ) => Effect.Effect<void, StoreError>
+    /** Releases claims without writing: the cells stay pending. */
+    readonly release: (
+      table: Catalog.TableMeta,
+      column: Catalog.ColumnMeta,
+      worker: number,
+      rowids: ReadonlyArray<number>
+    ) => Effect.Effect<void, StoreError>
+    /** Cell states of the table's stored computed columns, over its live rows. */
+    readonly cellCounts: (table: Catalog.TableMeta) => Effect.Effect<ReadonlyArray<CellCounts>, StoreError>
+    /** Catalog and row changes, from this process and (on a server) from others. */
+    readonly changes: Stream.Stream<ChangeEvent>
+    /** Announces a change (after its transaction committed). */
+    readonly notify: (event: ChangeEvent) => Effect.Effect<void>
 
     /** Runs `effect` in one transaction: all of its writes land, or none. */
     readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StoreError, R>

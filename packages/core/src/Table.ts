@@ -15,7 +15,9 @@ import * as Compute from "./Compute.ts"
 import * as Evaluate from "./Evaluate.ts"
 import * as Expr from "./Expr.ts"
 import * as Query from "./Query.ts"
+import * as Stage from "./Stage.ts"
 import { type Cell, type NewColumn, Store, type StoreError } from "./Store.ts"
+import * as Supervisor from "./Supervisor.ts"
 
 /** Invalid input rows: nothing from the operation was written. */
 export class ValidationError extends Schema.TaggedError<ValidationError>()("ValidationError", {
@@ -34,6 +36,8 @@ export interface InsertResult {
   /** Computed cells that failed (with `onError: "record"`). */
   readonly errors: number
   readonly columnsWithErrors: ReadonlyArray<string>
+  /** Computed cells left pending (`wait: false`) for the supervisor to compute. */
+  readonly pending: number
   /** The table version the insert created. */
   readonly version: number
 }
@@ -86,6 +90,8 @@ const columnsOf = <S extends Column.Specs>(meta: Catalog.TableMeta): Query.Colum
   }
   return out as unknown as Query.Columns<S>
 }
+
+const pendingCell: Cell = { value: null, state: "pending", errorType: null, errorMessage: null, attempts: 0 }
 
 const emptyCell = (value: unknown): Cell => ({
   value,
@@ -187,7 +193,16 @@ export class Table<S extends Column.Specs> {
    * input, or a failing cell of an `onError: "abort"` column, fails the call
    * and writes nothing.
    */
-  insert(rows: ReadonlyArray<Column.InsertRow<S>>): Effect.Effect<InsertResult, WriteFailure, Store> {
+  insert(
+    rows: ReadonlyArray<Column.InsertRow<S>>,
+    options?: {
+      /**
+       * `false`: write the rows with their computed cells pending and return at
+       * once; the supervisor (here or in a daemon) computes them durably.
+       */
+      readonly wait?: boolean
+    }
+  ): Effect.Effect<InsertResult, WriteFailure, Store> {
     const load = this.load
     return Effect.gen(function* () {
       const store = yield* Store
@@ -249,7 +264,10 @@ export class Table<S extends Column.Specs> {
       }
 
       const { inEngine: computedColumns, inStore } = splitComputed(store, meta)
-      const cells = yield* Compute.computeColumns(meta, computedColumns, work)
+      const wait = options?.wait !== false
+      const cells = wait
+        ? yield* Compute.computeColumns(meta, computedColumns, work)
+        : new Map(computedColumns.map((c) => [c.id, work.map(() => pendingCell)] as const))
       const abort = Compute.firstAbort(meta, computedColumns, cells, (i) => i)
       if (abort !== undefined) return yield* abort
 
@@ -273,11 +291,13 @@ export class Table<S extends Column.Specs> {
           return version
         })
       )
+      if (!wait && computedColumns.length > 0) yield* store.notify({ kind: "rows", table: meta.id })
       return {
         inserted: rows.length,
-        computed: (computedColumns.length + inStore.length) * rows.length - errors,
+        computed: ((wait ? computedColumns.length : 0) + inStore.length) * rows.length - errors,
         errors,
         columnsWithErrors,
+        pending: wait ? 0 : computedColumns.length * rows.length,
         version
       } satisfies InsertResult
     })
@@ -293,7 +313,14 @@ export class Table<S extends Column.Specs> {
   addComputedColumn<N extends string, T>(
     name: N,
     expr: Expr.Expr<T>,
-    options?: { readonly onError?: Catalog.OnError; readonly stored?: boolean }
+    options?: {
+      readonly onError?: Catalog.OnError
+      readonly stored?: boolean
+      /** Return once the column exists, leaving the backfill to the supervisor (default: wait). */
+      readonly wait?: boolean
+      /** Called as the backfill progresses. */
+      readonly onProgress?: (progress: Stage.Progress) => Effect.Effect<void>
+    }
   ): Effect.Effect<Table<S & { readonly [K in N]: Column.Computed<T> }>, WriteFailure, Store> {
     const load = this.load
     return Effect.gen(function* () {
@@ -332,17 +359,26 @@ export class Table<S extends Column.Specs> {
         computed: { expr: expr.node, onError: options?.onError ?? "abort", stored: options?.stored ?? true }
       }
       yield* Compute.checkFunctions(meta, [{ ...column, id: -1, addedIn: meta.version }])
-      const next = yield* store.transaction(
-        Effect.gen(function* () {
-          const next = yield* store.addColumn(meta, column)
-          if (column.computed!.stored) {
-            const added = next.columns.find((c) => c.name === name)!
-            const errors = yield* computeStored(store, next, [added], [], "backfill")
-            if (errors > 0) yield* store.recordErrors(next, errors)
-          }
-          return next
-        })
-      )
+      // The column is committed with every cell pending; the backfill is the
+      // column's stage working through them, durably (a crash resumes it).
+      const next = yield* store.addColumn(meta, column)
+      const added = next.columns.find((c) => c.name === name)!
+      if (column.computed!.stored && options?.wait !== false) {
+        const outcome = yield* backfill(store, next, added, options?.onProgress).pipe(
+          Effect.onInterrupt(() => Effect.void)
+        )
+        if (column.computed!.onError === "abort" && outcome.firstError !== undefined) {
+          yield* store.removeColumn(next, added)
+          return yield* new Compute.ComputeError({
+            table: next.path,
+            column: name,
+            row: outcome.firstError.rowid,
+            errorType: outcome.firstError.type,
+            message: `Computing ${name} of ${next.path} failed for row ${outcome.firstError.rowid}: ${outcome.firstError.type}: ${outcome.firstError.message}`
+          })
+        }
+        if (outcome.errors > 0) yield* store.recordErrors(next, outcome.errors)
+      }
       return new Table<S & { readonly [K in N]: Column.Computed<T> }>(next)
     })
   }
@@ -515,67 +551,53 @@ const matchingRowids = Effect.fnUntraced(function* (
     withRowid: true,
     cells: columns.filter((c) => c.computed?.stored).map((c) => c.id)
   })
-  const work = rows.map((r) => workRowFrom(meta, r))
+  const work = rows.map((r) => Stage.workRow(meta, r))
   const cells = yield* Compute.evaluateRows(meta, node, work)
   return rows.filter((_, i) => cells[i]!.state === "done" && cells[i]!.value === true).map((r) => r.$rowid as number)
 })
 
-const workRowFrom = (meta: Catalog.TableMeta, raw: Record<string, unknown>): Compute.WorkRow => {
-  const values = new Map<number, unknown>()
-  const errors = new Map<number, { type: string; message: string }>()
-  for (const column of meta.columns) {
-    const cell = raw[`$cell${column.id}`] as Cell | undefined
-    if (cell !== undefined) {
-      values.set(column.id, cell.value)
-      if (cell.state === "error")
-        errors.set(column.id, { type: cell.errorType ?? "Error", message: cell.errorMessage ?? "" })
-    } else if (`$c${column.id}` in raw) values.set(column.id, raw[`$c${column.id}`])
-  }
-  return { values, errors }
-}
-
 /**
- * Computes `targets` for every live row (in pages) and writes the cells in
- * place. Used by backfills, where the column is new in this version.
+ * Works through a new column's pending cells with this process's worker (the
+ * supervisor's, or one registered for the call), then waits for cells other
+ * workers hold. Returns the error count and the first error, in row order.
  */
-const computeStored = Effect.fnUntraced(function* (
+const backfill = Effect.fnUntraced(function* (
   store: Store["Service"],
   meta: Catalog.TableMeta,
-  targets: ReadonlyArray<Catalog.ColumnMeta>,
-  where: ReadonlyArray<Expr.Node>,
-  _what: "backfill"
+  column: Catalog.ColumnMeta,
+  onProgress: ((progress: Stage.Progress) => Effect.Effect<void>) | undefined
 ) {
-  const inputs = new Set<number>()
-  for (const t of targets)
-    for (const id of Expr.columnIds(Catalog.inlineUnstored(meta, t.computed!.expr))) inputs.add(id)
-  const inputColumns = meta.columns.filter((c) => inputs.has(c.id))
-  const spec = {
-    where,
-    outputs: inputColumns.map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
-    orderBy: [],
-    cells: inputColumns.filter((c) => c.computed?.stored).map((c) => c.id)
-  }
-  let after = -1
-  let errors = 0
+  const supervisor = yield* Effect.serviceOption(Supervisor.Supervisor)
+  const run = (worker: number) => Stage.drain(meta, column, { worker, onProgress })
+  yield* supervisor._tag === "Some"
+    ? run(supervisor.value.worker)
+    : Effect.scoped(Effect.flatMap(store.registerWorker, run))
   while (true) {
-    const page = yield* store.scanPage(meta, spec, after, BATCH)
-    if (page.length === 0) break
-    after = page[page.length - 1]!.$rowid as number
-    const work = page.map((r) => workRowFrom(meta, r))
-    const cells = yield* Compute.computeColumns(meta, targets, work)
-    const abort = Compute.firstAbort(meta, targets, cells, (i) => page[i]!.$rowid as number)
-    if (abort !== undefined) return yield* abort
-    for (const t of targets) {
-      const column = cells.get(t.id)!
-      errors += column.filter((c) => c.state === "error").length
-      yield* store.writeCells(
-        meta,
-        t,
-        column.map((cell, i) => ({ rowid: page[i]!.$rowid as number, cell }))
-      )
-    }
+    const counts = (yield* store.cellCounts(meta)).find((c) => c.column === column.id)
+    if (counts === undefined || counts.pending === 0) break
+    yield* Effect.sleep("50 millis")
   }
-  return errors
+  const failed = yield* store.scanAll(meta, {
+    where: [
+      {
+        _tag: "Not",
+        expr: { _tag: "IsNull", expr: { _tag: "ErrorProp", id: column.id, name: column.name, prop: "errorType" } }
+      }
+    ],
+    outputs: [],
+    orderBy: [],
+    withRowid: true,
+    cells: [column.id]
+  })
+  const first = failed[0]
+  const cell = first?.[`$cell${column.id}`] as Cell | undefined
+  return {
+    errors: failed.length,
+    firstError:
+      first === undefined || cell === undefined
+        ? undefined
+        : { rowid: first.$rowid as number, type: cell.errorType ?? "Error", message: cell.errorMessage ?? "" }
+  }
 })
 
 /**
@@ -608,7 +630,7 @@ const rewrite = Effect.fnUntraced(function* (
       withRowid: true,
       cells: storedComputed
     })
-    const work = raws.map((r) => workRowFrom(meta, r))
+    const work = raws.map((r) => Stage.workRow(meta, r))
     for (const [i, row] of work.entries()) {
       const before = new Map(row.values)
       for (const a of assignments) {

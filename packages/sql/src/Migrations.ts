@@ -93,8 +93,17 @@ const m0002: Migration = {
   ]
 }
 
+const m0003: Migration = {
+  id: 3,
+  name: "workers",
+  statements: [
+    // Ids of worker processes; a live worker holds an advisory lock on its id.
+    `CREATE SEQUENCE IF NOT EXISTS tessera.worker_seq AS int4 CYCLE`
+  ]
+}
+
 /** Every migration this version of Tessera knows, in order. */
-export const all: ReadonlyArray<Migration> = [m0001, m0002]
+export const all: ReadonlyArray<Migration> = [m0001, m0002, m0003]
 
 /** The schema version this engine writes: the id of its newest migration. */
 export const latest = (migrations: ReadonlyArray<Migration> = all): number =>

@@ -10,14 +10,29 @@
  * 1 done, 2 error) and error type, message and attempt count.
  */
 import { Catalog, ColumnType, Expr, Store } from "@tessera/core"
-import { PgTypes } from "@effect/sql-pg"
-import { Effect, Layer, Option, Result, Stream } from "effect"
+import { PgClient, PgTypes } from "@effect/sql-pg"
+import { Effect, Layer, Option, PubSub, Queue, Result, Stream } from "effect"
 import type { SqlError } from "effect/sql"
 import { SqlClient, type Statement } from "effect/sql"
 import { type CompileContext, compile, fromSql, sqlType } from "./internal/compileExpr.ts"
 import { Database } from "./Database.ts"
 
 const LIVE = 2147483647
+/** The first key of the advisory locks that mark live workers (the second is the worker id). */
+const WORKER_LOCK = 0x7e55
+const CHANNEL = "tessera_changes"
+
+const parseEvent = (payload: string, origin: string): Store.ChangeEvent | undefined => {
+  try {
+    const event = JSON.parse(payload) as Store.ChangeEvent & { readonly origin?: string }
+    if (event.origin === origin) return undefined
+    return (event.kind === "schema" || event.kind === "rows") && typeof event.table === "number"
+      ? { kind: event.kind, table: event.table }
+      : undefined
+  } catch {
+    return undefined
+  }
+}
 // The driver sends the parameter count as an int16.
 const MAX_PARAMS = 32000
 
@@ -116,7 +131,34 @@ const param = (
 
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
+  const pg = yield* PgClient.PgClient
   const database = yield* Database
+  const changesHub = yield* PubSub.unbounded<Store.ChangeEvent>()
+  // Tells this process's own notifications apart from other processes'.
+  const origin = crypto.randomUUID()
+
+  if (database.backend === "server") {
+    // Other processes' changes arrive by LISTEN/NOTIFY.
+    yield* Effect.gen(function* () {
+      const queue = yield* pg.listen(CHANNEL)
+      while (true) {
+        const notification = yield* Queue.take(queue)
+        const event = parseEvent(notification.payload, origin)
+        if (event !== undefined) yield* PubSub.publish(changesHub, event)
+      }
+    }).pipe(
+      Effect.catchCause((cause) => Effect.logWarning("Tessera: lost the change feed from the server", cause)),
+      Effect.forkScoped
+    )
+  }
+
+  const notify: Store.Store["Service"]["notify"] = (event) =>
+    Effect.gen(function* () {
+      yield* PubSub.publish(changesHub, event)
+      if (database.backend === "server") {
+        yield* pg.notify(CHANNEL, JSON.stringify({ ...event, origin })).pipe(Effect.ignore)
+      }
+    })
 
   const run = <A>(what: string, effect: Effect.Effect<A, SqlError.SqlError>) =>
     Effect.mapError(effect, storeError(what))
@@ -358,7 +400,9 @@ export const make = Effect.gen(function* () {
       `s_${id} int2 NOT NULL DEFAULT 0`,
       `et_${id} text`,
       `em_${id} text`,
-      `ea_${id} int2 NOT NULL DEFAULT 0`
+      `ea_${id} int2 NOT NULL DEFAULT 0`,
+      // The worker holding the cell while it computes it (null: nobody).
+      `l_${id} int4`
     ]
   }
 
@@ -440,7 +484,10 @@ export const make = Effect.gen(function* () {
           return { table: yield* loadMeta(id, path), created: true }
         })
       )
-      .pipe(Effect.catchTag("SqlError", (e) => Effect.fail(storeError(`creating table ${path}`)(e))))
+      .pipe(
+        Effect.catchTag("SqlError", (e) => Effect.fail(storeError(`creating table ${path}`)(e))),
+        Effect.tap(({ table, created }) => (created ? notify({ kind: "schema", table: table.id }) : Effect.void))
+      )
 
   const dropTable: Store.Store["Service"]["dropTable"] = (path, options) =>
     sql
@@ -448,13 +495,17 @@ export const make = Effect.gen(function* () {
         Effect.gen(function* () {
           const { id } = yield* findTable(path)
           if (id === undefined) {
-            if (options.ifNotExists === "ignore") return
+            if (options.ifNotExists === "ignore") return undefined
             return yield* notFound(path)
           }
           yield* dropPhysical(id)
+          return id
         })
       )
-      .pipe(Effect.catchTag("SqlError", (e) => Effect.fail(storeError(`dropping table ${path}`)(e))))
+      .pipe(
+        Effect.catchTag("SqlError", (e) => Effect.fail(storeError(`dropping table ${path}`)(e))),
+        Effect.flatMap((id) => (id === undefined ? Effect.void : notify({ kind: "schema", table: id })))
+      )
 
   const moveTable: Store.Store["Service"]["moveTable"] = (from, to) =>
     sql
@@ -541,7 +592,34 @@ export const make = Effect.gen(function* () {
             VALUES (${table.id}, ${version}, ${schema_version}, 'schema', ${`Added: ${column.name}`})`
         })
       )
-    ).pipe(Effect.flatMap(() => loadMeta(table.id, table.path)))
+    ).pipe(
+      Effect.flatMap(() => loadMeta(table.id, table.path)),
+      Effect.tap((meta) => notify({ kind: "schema", table: meta.id }))
+    )
+
+  const removeColumn: Store.Store["Service"]["removeColumn"] = (table, column) =>
+    run(
+      `removing column ${column.name} of ${table.path}`,
+      sql.withTransaction(
+        Effect.gen(function* () {
+          const defs = column.computed === undefined || column.computed.stored ? physicalColumns(column.id, column) : []
+          if (defs.length > 0) {
+            const names = defs.map((d) => d.split(" ")[0]!)
+            yield* unsafe(
+              `ALTER TABLE ${tableName(table.id)} ${names.map((n) => `DROP COLUMN IF EXISTS ${n}`).join(", ")}`
+            )
+          }
+          yield* sql`DELETE FROM tessera.columns WHERE table_id = ${table.id} AND column_id = ${column.id}`
+          // Roll the version back too when nothing came after the column's version.
+          const latest = yield* sql<{ version: number }>`SELECT version FROM tessera.tables WHERE id = ${table.id}`
+          if (latest[0]?.version === column.addedIn) {
+            yield* sql`DELETE FROM tessera.versions WHERE table_id = ${table.id} AND version = ${column.addedIn}`
+            yield* sql`UPDATE tessera.tables SET version = version - 1, schema_version = schema_version - 1
+              WHERE id = ${table.id}`
+          }
+        })
+      )
+    ).pipe(Effect.tap(() => notify({ kind: "schema", table: table.id })))
 
   const bumpVersion: Store.Store["Service"]["bumpVersion"] = (table, change) =>
     run(
@@ -826,6 +904,15 @@ export const make = Effect.gen(function* () {
     )
 
   const writeCells: Store.Store["Service"]["writeCells"] = (table, column, cells) =>
+    writeCellsGuarded(table, column, cells, undefined)
+
+  /** Writes cells of live rows; with a worker, only rows it holds, releasing them. */
+  const writeCellsGuarded = (
+    table: Catalog.TableMeta,
+    column: Catalog.ColumnMeta,
+    cells: ReadonlyArray<{ readonly rowid: number; readonly cell: Store.Cell }>,
+    worker: number | undefined
+  ) =>
     run(
       `writing ${column.name} of ${table.path}`,
       Effect.gen(function* () {
@@ -844,9 +931,9 @@ export const make = Effect.gen(function* () {
           }
           yield* unsafe(
             `UPDATE ${tableName(table.id)} AS t
-             SET c_${id} = v.val, s_${id} = v.s, et_${id} = v.et, em_${id} = v.em, ea_${id} = v.ea
+             SET c_${id} = v.val, s_${id} = v.s, et_${id} = v.et, em_${id} = v.em, ea_${id} = v.ea, l_${id} = NULL
              FROM (VALUES ${tuples.join(", ")}) AS v (rowid, val, s, et, em, ea)
-             WHERE t.rowid = v.rowid AND t.v_max = ${LIVE}`,
+             WHERE t.rowid = v.rowid AND t.v_max = ${LIVE}${worker === undefined ? "" : ` AND t.l_${id} = ${worker}`}`,
             params
           )
         }
@@ -876,6 +963,133 @@ export const make = Effect.gen(function* () {
   const deleteRows: Store.Store["Service"]["deleteRows"] = (table, version, rowids) =>
     run(`deleting from ${table.path}`, endRows(table, version, rowids))
 
+  // -------------------------------------------------------------------------
+  // Durable execution
+  // -------------------------------------------------------------------------
+
+  const registerWorker: Store.Store["Service"]["registerWorker"] = Effect.gen(function* () {
+    const rows = yield* run(
+      "registering a worker",
+      sql<{ id: number }>`SELECT nextval('tessera.worker_seq')::int4 AS id`
+    )
+    const id = rows[0]!.id
+    const lock = `SELECT pg_advisory_lock(${WORKER_LOCK}, ${id})`
+    const unlock = `SELECT pg_advisory_unlock(${WORKER_LOCK}, ${id})`
+    if (database.backend === "embedded") {
+      // One process, one session: the lock lives as long as the database is open.
+      yield* Effect.acquireRelease(run("registering a worker", unsafe(lock)), () => unsafe(unlock).pipe(Effect.ignore))
+    } else {
+      // The lock lives on a connection kept for the worker's lifetime: if the
+      // process dies, the server drops the connection and the lock with it.
+      const connection = yield* sql.reserve.pipe(Effect.mapError(storeError("registering a worker")))
+      yield* Effect.acquireRelease(run("registering a worker", connection.executeRaw(lock, [])), () =>
+        connection.executeRaw(unlock, []).pipe(Effect.ignore)
+      )
+    }
+    return id
+  })
+
+  /** The stored computed columns a column's cells wait for. */
+  const readinessOf = (table: Catalog.TableMeta, column: Catalog.ColumnMeta): ReadonlyArray<number> => {
+    const reads = Expr.columnIds(Catalog.inlineUnstored(table, column.computed!.expr))
+    return table.columns.filter((c) => c.computed?.stored && reads.has(c.id)).map((c) => c.id)
+  }
+
+  const claim: Store.Store["Service"]["claim"] = (table, column, inputs, options) => {
+    const id = column.id
+    const conditions: Array<Statement.Fragment> = [
+      sql.literal(`t.v_max = ${LIVE}`),
+      sql.literal(`t.s_${id} = ${STATE_CODE.pending}`),
+      sql.literal(`(t.l_${id} IS NULL OR NOT EXISTS (
+        SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted
+          AND k.classid = ${WORKER_LOCK} AND k.objid = t.l_${id}::oid AND k.objsubid = 2))`),
+      ...readinessOf(table, column).map((dep) => sql.literal(`t.s_${dep} <> ${STATE_CODE.pending}`))
+    ]
+    if (options.rowids !== undefined) conditions.push(sql`t.rowid = ANY(${`{${options.rowids.join(",")}}`}::int8[])`)
+    const outputs: Array<Statement.Fragment> = [sql.literal(`t.rowid AS "$rowid"`)]
+    for (const output of inputs.outputs) {
+      outputs.push(sql`${compileOrDie(table, output.node, qualified(table))} AS ${sql(output.key)}`)
+    }
+    for (const cell of inputs.cells ?? []) {
+      outputs.push(
+        sql.literal(
+          `t.c_${cell} AS "$cell${cell}", t.s_${cell} AS "$s${cell}", t.et_${cell} AS "$et${cell}", t.em_${cell} AS "$em${cell}", t.ea_${cell} AS "$ea${cell}"`
+        )
+      )
+    }
+    return run(
+      `claiming cells of ${column.name} in ${table.path}`,
+      sql<Record<string, unknown>>`WITH c AS (
+          SELECT t.rowid, t.v_min FROM ${sql.literal(tableName(table.id))} AS t
+          WHERE ${sql.and(conditions)}
+          ORDER BY t.rowid LIMIT ${options.limit}
+          FOR UPDATE SKIP LOCKED)
+        UPDATE ${sql.literal(tableName(table.id))} AS t SET ${sql.literal(`l_${id}`)} = ${options.worker}
+        FROM c WHERE t.rowid = c.rowid AND t.v_min = c.v_min
+        RETURNING ${sql.csv(outputs)}`
+    ).pipe(
+      Effect.map((rows) => {
+        const decode = decodeRow(table, inputs)
+        return rows.map(decode).sort((a, b) => (a.$rowid as number) - (b.$rowid as number))
+      })
+    )
+  }
+
+  /** A compile context whose columns are qualified by the table alias `t`. */
+  const qualified = (table: Catalog.TableMeta): CompileContext => ({
+    ...compileContext(table),
+    column: (id: number) => sql.literal(`t.c_${id}`),
+    errorColumn: (id: number, prop: Expr.ErrorProp) => sql.literal(prop === "errorType" ? `t.et_${id}` : `t.em_${id}`)
+  })
+
+  const complete: Store.Store["Service"]["complete"] = (table, column, worker, cells) =>
+    writeCellsGuarded(table, column, cells, worker)
+
+  const release: Store.Store["Service"]["release"] = (table, column, worker, rowids) =>
+    rowids.length === 0
+      ? Effect.void
+      : run(
+          `releasing cells of ${column.name} in ${table.path}`,
+          sql`UPDATE ${sql.literal(tableName(table.id))} SET ${sql.literal(`l_${column.id}`)} = NULL
+            WHERE rowid = ANY(${`{${rowids.join(",")}}`}::int8[]) AND ${sql.literal(`l_${column.id}`)} = ${worker}`
+        ).pipe(Effect.asVoid)
+
+  const cellCounts: Store.Store["Service"]["cellCounts"] = (table) =>
+    Effect.gen(function* () {
+      const columns = table.columns.filter((c) => c.computed?.stored)
+      if (columns.length === 0) return []
+      const selects = columns.map((c) => {
+        const id = c.id
+        return `count(*) FILTER (WHERE s_${id} = 0) AS "p${id}",
+          count(*) FILTER (WHERE s_${id} = 0 AND l_${id} IS NOT NULL AND EXISTS (
+            SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted
+              AND k.classid = ${WORKER_LOCK} AND k.objid = l_${id}::oid AND k.objsubid = 2)) AS "c${id}",
+          count(*) FILTER (WHERE s_${id} = 1) AS "d${id}",
+          count(*) FILTER (WHERE s_${id} = 2) AS "e${id}",
+          (array_agg(et_${id} ORDER BY rowid DESC) FILTER (WHERE s_${id} = 2))[1] AS "lt${id}",
+          (array_agg(em_${id} ORDER BY rowid DESC) FILTER (WHERE s_${id} = 2))[1] AS "lm${id}"`
+      })
+      const rows = yield* run(
+        `counting cells of ${table.path}`,
+        unsafe(`SELECT ${selects.join(", ")} FROM ${tableName(table.id)} WHERE v_max = ${LIVE}`)
+      )
+      const row = rows[0] ?? {}
+      return columns.map((c): Store.CellCounts => {
+        const type = row[`lt${c.id}`] as string | null | undefined
+        return {
+          column: c.id,
+          pending: Number(row[`p${c.id}`] ?? 0),
+          claimed: Number(row[`c${c.id}`] ?? 0),
+          done: Number(row[`d${c.id}`] ?? 0),
+          error: Number(row[`e${c.id}`] ?? 0),
+          lastError:
+            type === null || type === undefined
+              ? undefined
+              : { type, message: (row[`lm${c.id}`] as string | null) ?? "" }
+        }
+      })
+    })
+
   const transaction: Store.Store["Service"]["transaction"] = (effect) =>
     sql.withTransaction(effect).pipe(
       Effect.catchIf(
@@ -894,6 +1108,7 @@ export const make = Effect.gen(function* () {
     dropTable,
     moveTable,
     addColumn,
+    removeColumn,
     bumpVersion,
     recordErrors,
     pushable,
@@ -905,9 +1120,19 @@ export const make = Effect.gen(function* () {
     writeCells,
     replaceRows,
     deleteRows,
+    registerWorker,
+    claim,
+    complete,
+    release,
+    cellCounts,
+    changes: Stream.fromPubSub(changesHub),
+    notify,
     transaction
   })
 })
 
 /** The Store on the Database in context. */
-export const layer: Layer.Layer<Store.Store, never, SqlClient.SqlClient | Database> = Layer.effect(Store.Store, make)
+export const layer: Layer.Layer<Store.Store, never, SqlClient.SqlClient | PgClient.PgClient | Database> = Layer.effect(
+  Store.Store,
+  make
+)

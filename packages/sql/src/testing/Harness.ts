@@ -22,7 +22,7 @@ import * as Database from "../Database.ts"
 import * as Migrations from "../Migrations.ts"
 import * as Tessera from "../Tessera.ts"
 
-export type DatabaseServices = Tessera.Services
+export type DatabaseServices = Tessera.StoreServices
 
 export interface Backend {
   readonly name: Database.Backend
@@ -62,7 +62,7 @@ const embedded: Backend = {
       Effect.gen(function* () {
         const home = yield* tempDir()
         const loadDataDir = yield* Effect.promise(embeddedTemplate)
-        return Tessera.layerEmbedded({ home, loadDataDir, inMemory: true })
+        return Tessera.layerOn(Database.layerEmbedded({ home, loadDataDir, inMemory: true }))
       })
     )
 }
@@ -93,7 +93,9 @@ const serverBackend = (url: string): Backend => ({
         ).pipe(Effect.orDie)
         const testUrl = new URL(url)
         testUrl.pathname = `/${name}`
-        return Tessera.layerServer({ url: Redacted.make(testUrl.toString()), home, maxConnections: 4 })
+        return Tessera.layerOn(
+          Database.layerServer({ url: Redacted.make(testUrl.toString()), home, maxConnections: 4 })
+        )
       })
     )
 })

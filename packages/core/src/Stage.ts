@@ -1,0 +1,213 @@
+/**
+ * Stage: one stored computed column as a durable stream of work.
+ *
+ * A stage claims pending cells whose inputs are ready (in batches, through
+ * the store's indexed claim, which skips cells another live worker holds),
+ * evaluates them with the column's functions (their concurrency, pools and
+ * retry schedules), and writes each invocation's results back before taking
+ * more work. What is written is done; what is claimed but not written stays
+ * pending: after a crash or an interruption nothing is half-written, and only
+ * the calls that were in flight can be repeated.
+ */
+import { Cause, Effect, Stream } from "effect"
+import * as Catalog from "./Catalog.ts"
+import * as Compute from "./Compute.ts"
+import * as Expr from "./Expr.ts"
+import * as Fn from "./Fn.ts"
+import { type Cell, type ScanSpec, Store, type StoreError } from "./Store.ts"
+
+const columnNode = (c: Catalog.ColumnMeta): Expr.Node => ({ _tag: "Column", id: c.id, name: c.name })
+
+/** What a stage reads for each row: the data columns and the stored cells its expression uses. */
+export const inputsOf = (table: Catalog.TableMeta, columns: ReadonlyArray<Catalog.ColumnMeta>): ScanSpec => {
+  const reads = new Set<number>()
+  for (const column of columns) {
+    for (const id of Expr.columnIds(Catalog.inlineUnstored(table, column.computed!.expr))) reads.add(id)
+  }
+  const inputs = table.columns.filter((c) => reads.has(c.id))
+  return {
+    where: [],
+    outputs: inputs.filter((c) => c.computed === undefined).map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
+    orderBy: [],
+    cells: inputs.filter((c) => c.computed?.stored).map((c) => c.id)
+  }
+}
+
+/** A row as the store returned it, as the engine computes over it. */
+export const workRow = (table: Catalog.TableMeta, raw: Record<string, unknown>): Compute.WorkRow => {
+  const values = new Map<number, unknown>()
+  const errors = new Map<number, { type: string; message: string }>()
+  for (const column of table.columns) {
+    const cell = raw[`$cell${column.id}`] as Cell | undefined
+    if (cell !== undefined) {
+      values.set(column.id, cell.value)
+      if (cell.state === "error") {
+        errors.set(column.id, { type: cell.errorType ?? "Error", message: cell.errorMessage ?? "" })
+      }
+    } else if (`$c${column.id}` in raw) values.set(column.id, raw[`$c${column.id}`])
+  }
+  return { values, errors }
+}
+
+/** How a column's work is cut: rows per invocation, invocations at once, rows per claim. */
+export const shapeOf = (table: Catalog.TableMeta, column: Catalog.ColumnMeta) => {
+  const calls = Expr.calls(Catalog.inlineUnstored(table, column.computed!.expr))
+  const definitions = calls.map((c) => Fn.lookup(c.fn, c.version)).filter((d) => d !== undefined)
+  // Calls with effects outside the process (model calls) are written one invocation at a
+  // time, so a crash repeats at most the calls in flight; the rest are written in bulk.
+  const external = definitions.filter((d) => d.kind !== "plain")
+  if (external.length === 0) return { rows: 1000, parallel: 1, claim: 1000 }
+  const rows = Math.max(...external.map((d) => d.batchSize))
+  const parallel = Math.max(...external.map((d) => d.concurrency))
+  return { rows, parallel, claim: Math.min(1000, Math.max(rows * parallel * 2, 8)) }
+}
+
+export interface Progress {
+  readonly table: string
+  readonly column: string
+  /** Cells this drain computed so far. */
+  readonly done: number
+  /** Of which failed. */
+  readonly errors: number
+  readonly elapsedMs: number
+  /** Cells per second so far. */
+  readonly rate: number
+}
+
+export interface DrainOptions {
+  readonly worker: number
+  /** Only these rows (an insert's own). */
+  readonly rowids?: ReadonlyArray<number> | undefined
+  /** Called after each written batch. */
+  readonly onProgress?: ((progress: Progress) => Effect.Effect<void>) | undefined
+}
+
+/**
+ * Computes the column's pending cells until none can be claimed (claimed by
+ * others or with unready inputs ones are left). Returns how many it wrote.
+ */
+export const drain = (
+  table: Catalog.TableMeta,
+  column: Catalog.ColumnMeta,
+  options: DrainOptions
+): Effect.Effect<
+  { readonly done: number; readonly errors: number },
+  StoreError | Compute.UnknownFunctionError,
+  Store
+> =>
+  Effect.gen(function* () {
+    const store = yield* Store
+    yield* Compute.checkFunctions(table, [column])
+    const inputs = inputsOf(table, [column])
+    const shape = shapeOf(table, column)
+    const started = Date.now()
+    let done = 0
+    let errors = 0
+    while (true) {
+      const rows = yield* store.claim(table, column, inputs, {
+        worker: options.worker,
+        limit: shape.claim,
+        rowids: options.rowids
+      })
+      if (rows.length === 0) break
+      const batches: Array<ReadonlyArray<Record<string, unknown>>> = []
+      for (let i = 0; i < rows.length; i += shape.rows) batches.push(rows.slice(i, i + shape.rows))
+      const written = new Set<number>()
+      yield* Effect.forEach(
+        batches,
+        (batch) =>
+          Effect.gen(function* () {
+            const work = batch.map((raw) => workRow(table, raw))
+            const cells = (yield* Compute.computeColumns(table, [column], work)).get(column.id)!
+            yield* store.complete(
+              table,
+              column,
+              options.worker,
+              cells.map((cell, i) => ({ rowid: batch[i]!.$rowid as number, cell }))
+            )
+            for (const raw of batch) written.add(raw.$rowid as number)
+            done += cells.length
+            errors += cells.filter((c) => c.state === "error").length
+            if (options.onProgress !== undefined) {
+              const elapsedMs = Date.now() - started
+              yield* options.onProgress({
+                table: table.path,
+                column: column.name,
+                done,
+                errors,
+                elapsedMs,
+                rate: elapsedMs > 0 ? (done * 1000) / elapsedMs : 0
+              })
+            }
+          }),
+        { concurrency: shape.parallel, discard: true }
+      ).pipe(
+        // Interrupted or failed: what was not written stays pending for the next worker.
+        Effect.onExit((exit) =>
+          exit._tag === "Success"
+            ? Effect.void
+            : store
+                .release(
+                  table,
+                  column,
+                  options.worker,
+                  rows.map((r) => r.$rowid as number).filter((id) => !written.has(id))
+                )
+                .pipe(Effect.ignore, Effect.uninterruptible)
+        )
+      )
+    }
+    return { done, errors }
+  })
+
+/** The state of one stage as `status` reports it. */
+export interface Status {
+  readonly table: string
+  readonly column: string
+  readonly state: "running" | "idle" | "paused"
+  /** Why a paused stage does not run (e.g. an unknown function). */
+  readonly reason: string | undefined
+  readonly pending: number
+  readonly inFlight: number
+  readonly done: number
+  readonly error: number
+  readonly lastError: { readonly type: string; readonly message: string } | undefined
+}
+
+/** Progress of a column's backlog as a stream: sampled every `everyMs` until nothing is pending. */
+export const progress = (
+  table: Catalog.TableMeta,
+  column: Catalog.ColumnMeta,
+  everyMs = 500
+): Stream.Stream<
+  { readonly done: number; readonly total: number; readonly errors: number; readonly rate: number },
+  StoreError,
+  Store
+> =>
+  Stream.unwrap(
+    Effect.gen(function* () {
+      const store = yield* Store
+      const started = Date.now()
+      let first: number | undefined
+      const sample = Effect.map(store.cellCounts(table), (counts) => {
+        const c = counts.find((x) => x.column === column.id)
+        const total = c === undefined ? 0 : c.pending + c.done + c.error
+        const finished = c === undefined ? 0 : c.done + c.error
+        first ??= finished
+        const elapsed = (Date.now() - started) / 1000
+        return {
+          done: finished,
+          total,
+          errors: c?.error ?? 0,
+          rate: elapsed > 0 ? (finished - first) / elapsed : 0
+        }
+      })
+      return Stream.fromEffect(sample).pipe(
+        Stream.concat(Stream.fromEffectRepeat(Effect.delay(sample, `${everyMs} millis`))),
+        Stream.takeUntil((p) => p.done >= p.total)
+      )
+    })
+  )
+
+/** A defect that escaped a stage, as text for status. */
+export const describeCause = (cause: Cause.Cause<unknown>): string => Cause.pretty(cause).split("\n")[0] ?? "failed"
