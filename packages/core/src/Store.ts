@@ -123,6 +123,14 @@ export class Store extends Context.Service<
       column: NewColumn
     ) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
     /**
+     * Drops a column as a new schema version. The physical column stays, so
+     * that older versions remain readable.
+     */
+    readonly dropColumn: (
+      table: Catalog.TableMeta,
+      column: Catalog.ColumnMeta
+    ) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
+    /**
      * Undoes `addColumn` of a column nothing else depends on yet: removes it
      * physically and from the catalog, with its version when that is still
      * the table's latest (an aborted backfill leaves nothing behind).

@@ -384,6 +384,37 @@ export class Table<S extends Column.Specs> {
   }
 
   /**
+   * Drops a column as a new schema version. Fails when computed columns read
+   * it (naming them). A dropped computed column's stage stops at once.
+   */
+  dropColumn(
+    name: keyof S & string
+  ): Effect.Effect<Table<Omit<S, typeof name>>, Catalog.CatalogError | StoreError, Store> {
+    const load = this.load
+    return Effect.gen(function* () {
+      const store = yield* Store
+      const meta = yield* load
+      const column = meta.columns.find((c) => c.name === name)
+      if (column === undefined) {
+        return yield* new Catalog.CatalogError({
+          reason: "NotFound",
+          path: meta.path,
+          message: `${meta.path} has no column ${JSON.stringify(name)}`
+        })
+      }
+      const dependents = meta.columns.filter((c) => c.id !== column.id && Catalog.dependencies(c).has(column.id))
+      if (dependents.length > 0) {
+        return yield* new Catalog.CatalogError({
+          reason: "HasDependents",
+          path: meta.path,
+          message: `cannot drop ${name} of ${meta.path}: ${dependents.map((c) => c.name).join(", ")} ${dependents.length === 1 ? "is" : "are"} computed from it`
+        })
+      }
+      return new Table<Omit<S, typeof name>>(yield* store.dropColumn(meta, column))
+    })
+  }
+
+  /**
    * Sets `values` (plain values or expressions over the row, e.g.
    * `{ n: t.c.n.plus(1) }`) on the rows matching `where` (all rows without
    * it), and recomputes exactly the computed columns that depend on them.

@@ -11,7 +11,7 @@
  */
 import { Catalog, ColumnType, Expr, Store } from "@tessera/core"
 import { PgClient, PgTypes } from "@effect/sql-pg"
-import { Effect, Layer, Option, PubSub, Queue, Result, Stream } from "effect"
+import { Effect, Layer, Option, PubSub, Queue, Result, Schedule, Stream } from "effect"
 import type { SqlError } from "effect/sql"
 import { SqlClient, type Statement } from "effect/sql"
 import { type CompileContext, compile, fromSql, sqlType } from "./internal/compileExpr.ts"
@@ -147,7 +147,10 @@ export const make = Effect.gen(function* () {
         if (event !== undefined) yield* PubSub.publish(changesHub, event)
       }
     }).pipe(
-      Effect.catchCause((cause) => Effect.logWarning("Tessera: lost the change feed from the server", cause)),
+      Effect.tapError((error) =>
+        Effect.logWarning("Tessera: the change feed from the server failed; reconnecting", error)
+      ),
+      Effect.retry(Schedule.spaced("1 second")),
       Effect.forkScoped
     )
   }
@@ -590,6 +593,30 @@ export const make = Effect.gen(function* () {
           }
           yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
             VALUES (${table.id}, ${version}, ${schema_version}, 'schema', ${`Added: ${column.name}`})`
+        })
+      )
+    ).pipe(
+      Effect.flatMap(() => loadMeta(table.id, table.path)),
+      Effect.tap((meta) => notify({ kind: "schema", table: meta.id }))
+    )
+
+  const dropColumn: Store.Store["Service"]["dropColumn"] = (table, column) =>
+    run(
+      `dropping column ${column.name} of ${table.path}`,
+      sql.withTransaction(
+        Effect.gen(function* () {
+          const bumped = yield* sql<{ version: number; schema_version: number }>`
+            UPDATE tessera.tables SET version = version + 1, schema_version = schema_version + 1
+            WHERE id = ${table.id} RETURNING version, schema_version`
+          const { version, schema_version } = bumped[0]!
+          yield* sql`UPDATE tessera.columns SET dropped_in = ${version}
+            WHERE table_id = ${table.id} AND column_id = ${column.id}`
+          if (column.computed?.stored) {
+            // Nothing will compute the dropped column's cells any more.
+            yield* unsafe(`DROP INDEX IF EXISTS tessera_data.t_${table.id}_pending_${column.id}`)
+          }
+          yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
+            VALUES (${table.id}, ${version}, ${schema_version}, 'schema', ${`Dropped: ${column.name}`})`
         })
       )
     ).pipe(
@@ -1108,6 +1135,7 @@ export const make = Effect.gen(function* () {
     dropTable,
     moveTable,
     addColumn,
+    dropColumn,
     removeColumn,
     bumpVersion,
     recordErrors,
