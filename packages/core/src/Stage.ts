@@ -174,6 +174,39 @@ export interface Status {
   readonly lastError: { readonly type: string; readonly message: string } | undefined
 }
 
+/**
+ * The state of every stored computed column from the catalog and the store
+ * (no supervisor needed): a column with cells held by a live worker is
+ * running; one whose functions this process lacks is paused.
+ */
+export const status: Effect.Effect<ReadonlyArray<Status>, StoreError | Catalog.CatalogError, Store> = Effect.gen(
+  function* () {
+    const store = yield* Store
+    const out: Array<Status> = []
+    for (const path of yield* store.listTables("", true)) {
+      const table = yield* store.getTable(path)
+      const counts = yield* store.cellCounts(table)
+      for (const column of table.columns) {
+        if (!column.computed?.stored) continue
+        const c = counts.find((x) => x.column === column.id)
+        const missing = Catalog.missingFunctions(column)
+        out.push({
+          table: path,
+          column: column.name,
+          state: missing.length > 0 ? "paused" : (c?.claimed ?? 0) > 0 ? "running" : "idle",
+          reason: missing.length > 0 ? `unknown function ${missing.join(", ")}` : undefined,
+          pending: c?.pending ?? 0,
+          inFlight: c?.claimed ?? 0,
+          done: c?.done ?? 0,
+          error: c?.error ?? 0,
+          lastError: c?.lastError
+        })
+      }
+    }
+    return out
+  }
+)
+
 /** Progress of a column's backlog as a stream: sampled every `everyMs` until nothing is pending. */
 export const progress = (
   table: Catalog.TableMeta,

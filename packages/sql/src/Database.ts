@@ -51,6 +51,8 @@ export class Database extends Context.Service<
     readonly location: string
     /** The home directory: database files (embedded), media store, caches. */
     readonly home: string
+    /** The server URL (server backend only), for tools that start other processes on it. */
+    readonly url: Redacted.Redacted<string> | undefined
     readonly vectorTypes: Vector.VectorTypes
     /** A binary `vector` parameter for this database. */
     readonly vector: (value: Vector.VectorInput | null) => PgTypes.Parameter
@@ -148,6 +150,7 @@ const finishOpen = Effect.fnUntraced(function* (options: {
   readonly client: PgClient.PgClient
   readonly registry: PgTypes.Registry
   readonly migrations: ReadonlyArray<Migrations.Migration>
+  readonly url?: Redacted.Redacted<string> | undefined
 }) {
   const vectorTypes = yield* vectorTypesOf(options.client, options.location)
   Vector.registerCodecs(options.registry, vectorTypes)
@@ -166,6 +169,7 @@ const finishOpen = Effect.fnUntraced(function* (options: {
     backend: options.backend,
     location: options.location,
     home: options.home,
+    url: options.url,
     vectorTypes,
     vector: (value) => Vector.param(vectorTypes, value),
     halfvec: (value) => Vector.halfParam(vectorTypes, value)
@@ -299,6 +303,7 @@ export const makeServer = Effect.fnUntraced(function* (
     home,
     client,
     registry,
+    url: options.url,
     migrations: options.migrations ?? Migrations.all
   })
   return { database, client }

@@ -32,6 +32,9 @@ export const layerWithSupervisor = <E, R>(
 ): Layer.Layer<Services, E | Store.StoreError, R> =>
   Supervisor.layer(options).pipe(Layer.provideMerge(layerOn(database)))
 
+/** The store on the database chosen by configuration, without a supervisor (tools such as `tessera status`). */
+export const layerStore: Layer.Layer<StoreServices, Database.DatabaseError> = layerOn(Database.layer)
+
 /** Tessera on the database chosen by configuration (`TESSERA_DATABASE_URL`, else the embedded one under `TESSERA_HOME`). */
 export const layer: Layer.Layer<Services, Database.DatabaseError | Store.StoreError> = layerWithSupervisor(
   Database.layer

@@ -122,8 +122,22 @@ export type BackendTest = <E>(
  * Declares `suite` once per backend. Each test runs with live services (real
  * clock: databases time out for real) against its own fresh database.
  */
-export const forEachBackend = (suite: string, body: (test: BackendTest, backend: Backend) => void): void => {
+export const forEachBackend = (
+  suite: string,
+  body: (test: BackendTest, backend: Backend) => void,
+  options?: {
+    /** Only on this backend (e.g. what needs several processes on one database). */
+    readonly only?: Database.Backend
+  }
+): void => {
+  if (options?.only !== undefined && !backends().some((b) => b.name === options.only)) {
+    describe.skip(`${suite} [${options.only}]`, () => {
+      it.skip(`needs the ${options.only} backend (set TESSERA_TEST_DATABASE_URL)`, () => {})
+    })
+    return
+  }
   for (const backend of backends()) {
+    if (options?.only !== undefined && backend.name !== options.only) continue
     describe(`${suite} [${backend.name}]`, () => {
       const test: BackendTest = (name, run, timeout) =>
         it.live(name, () => run(backend).pipe(Effect.provide(backend.layer())), timeout)

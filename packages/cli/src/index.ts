@@ -1,0 +1,4 @@
+/**
+ * @tessera/cli: the `tessera` command (`serve`, `status`, `ls`).
+ */
+export * as Cli from "./Cli.ts"
