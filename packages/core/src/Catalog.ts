@@ -30,6 +30,8 @@ export interface Computed {
   readonly expr: Expr.Node
   readonly onError: OnError
   readonly stored: boolean
+  /** Use the result cache (default: for deterministic functions only). */
+  readonly cache?: boolean | undefined
 }
 
 export interface ColumnMeta {

@@ -14,6 +14,7 @@ import * as Evaluate from "./Evaluate.ts"
 import * as Expr from "./Expr.ts"
 import * as Fn from "./Fn.ts"
 import * as Pool from "./Pool.ts"
+import * as ResultCache from "./ResultCache.ts"
 import type { Cell } from "./Store.ts"
 
 /** A computed column calls a function that this process does not have. */
@@ -110,8 +111,11 @@ export const checkFunctions = (
 export const evaluateRows = Effect.fnUntraced(function* (
   table: Catalog.TableMeta,
   node: Expr.Node,
-  rows: ReadonlyArray<WorkRow>
+  rows: ReadonlyArray<WorkRow>,
+  /** Use the result cache for this column's calls (default: for deterministic functions). */
+  cacheResults?: boolean | undefined
 ) {
+  const cache = yield* Effect.serviceOption(ResultCache.ResultCache)
   const types = Catalog.columnTypes(table)
   const results = new Map<CallNode, Array<CallOutcome | undefined>>()
   const reads = [...Expr.columnIds(node)]
@@ -172,6 +176,35 @@ export const evaluateRows = Effect.fnUntraced(function* (
       }
       pending.push({ index: i, args })
     }
+    // Deterministic results come from the cache when they can; identical
+    // arguments in one batch are computed once.
+    const cached = cache._tag === "Some" && (cacheResults ?? definition.deterministic) ? cache.value : undefined
+    let cacheKeys: Array<string> | undefined
+    let duplicates: Array<{ readonly index: number; readonly key: string }> = []
+    if (cached !== undefined && pending.length > 0) {
+      const keys = pending.map((p) => ResultCache.keyOf(p.args))
+      const hits = yield* cached
+        .get(definition.name, definition.version, [...new Set(keys)])
+        .pipe(Effect.catch(() => Effect.succeed(new Map<string, unknown>())))
+      const first = new Map<string, number>()
+      const remaining: typeof pending = []
+      cacheKeys = []
+      for (const [j, p] of pending.entries()) {
+        const key = keys[j]!
+        if (hits.has(key)) {
+          outcomes[p.index] = { value: ResultCache.decodeValue(hits.get(key)), attempts: 0 }
+        } else if (first.has(key)) {
+          duplicates.push({ index: p.index, key })
+        } else {
+          first.set(key, p.index)
+          remaining.push(p)
+          cacheKeys.push(key)
+        }
+      }
+      pending.splice(0, pending.length, ...remaining)
+    }
+    const keyByIndex = new Map<number, string>()
+    if (cacheKeys !== undefined) pending.forEach((p, j) => keyByIndex.set(p.index, cacheKeys![j]!))
     const pools = yield* Pool.Pools
     const pool = pools.pool(definition.pool)
     const permits = pools.semaphore(`${definition.name}@${definition.version}`, definition.concurrency)
@@ -200,7 +233,17 @@ export const evaluateRows = Effect.fnUntraced(function* (
               batch.forEach((p, j) => {
                 outcomes[p.index] = { value: exit.value[j], attempts }
               })
-              return Effect.void
+              if (cached === undefined) return Effect.void
+              return cached
+                .put(
+                  definition.name,
+                  definition.version,
+                  batch.map((p, j) => ({
+                    key: keyByIndex.get(p.index)!,
+                    value: ResultCache.encodeValue(exit.value[j])
+                  }))
+                )
+                .pipe(Effect.ignore)
             }
             if (Cause.hasInterruptsOnly(exit.cause)) return Effect.interrupt
             const error = Fn.describeError(Cause.squash(exit.cause))
@@ -211,6 +254,12 @@ export const evaluateRows = Effect.fnUntraced(function* (
       },
       { concurrency: definition.concurrency, discard: true }
     )
+    if (duplicates.length > 0) {
+      const byKey = new Map<string, CallOutcome | undefined>()
+      for (const [index, key] of keyByIndex) byKey.set(key, outcomes[index])
+      for (const d of duplicates) outcomes[d.index] = byKey.get(d.key)
+      duplicates = []
+    }
   }
 
   return rows.map((_, i): Cell => {
@@ -262,7 +311,9 @@ export const computeColumns = Effect.fnUntraced(function* (
   for (const column of columns) {
     const node = Catalog.inlineUnstored(table, column.computed!.expr)
     const check = ColumnType.checker(column.type)
-    const cells = (yield* evaluateRows(table, node, rows)).map((cell) => checkOutput(column, check, cell))
+    const cells = (yield* evaluateRows(table, node, rows, column.computed!.cache)).map((cell) =>
+      checkOutput(column, check, cell)
+    )
     cells.forEach((cell, i) => {
       const row = rows[i]!
       row.values.set(column.id, cell.value)

@@ -316,6 +316,8 @@ export class Table<S extends Column.Specs> {
     options?: {
       readonly onError?: Catalog.OnError
       readonly stored?: boolean
+      /** Reuse and store results in the result cache (default: for deterministic functions). */
+      readonly cache?: boolean
       /** Return once the column exists, leaving the backfill to the supervisor (default: wait). */
       readonly wait?: boolean
       /** Called as the backfill progresses. */
@@ -356,7 +358,12 @@ export class Table<S extends Column.Specs> {
         name,
         type: expr.type,
         nullable: true,
-        computed: { expr: expr.node, onError: options?.onError ?? "abort", stored: options?.stored ?? true }
+        computed: {
+          expr: expr.node,
+          onError: options?.onError ?? "abort",
+          stored: options?.stored ?? true,
+          ...(options?.cache === undefined ? {} : { cache: options.cache })
+        }
       }
       yield* Compute.checkFunctions(meta, [{ ...column, id: -1, addedIn: meta.version }])
       // The column is committed with every cell pending; the backfill is the

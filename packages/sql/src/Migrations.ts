@@ -102,8 +102,25 @@ const m0003: Migration = {
   ]
 }
 
+const m0004: Migration = {
+  id: 4,
+  name: "result cache",
+  statements: [
+    `CREATE TABLE tessera.results (
+       fn text NOT NULL,
+       version integer NOT NULL,
+       key text NOT NULL,
+       value jsonb NOT NULL,
+       created_at timestamptz NOT NULL DEFAULT now(),
+       used_at timestamptz NOT NULL DEFAULT now(),
+       PRIMARY KEY (fn, version, key)
+     )`,
+    `CREATE INDEX results_used_at ON tessera.results (used_at)`
+  ]
+}
+
 /** Every migration this version of Tessera knows, in order. */
-export const all: ReadonlyArray<Migration> = [m0001, m0002, m0003]
+export const all: ReadonlyArray<Migration> = [m0001, m0002, m0003, m0004]
 
 /** The schema version this engine writes: the id of its newest migration. */
 export const latest = (migrations: ReadonlyArray<Migration> = all): number =>

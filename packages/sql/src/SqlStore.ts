@@ -97,7 +97,12 @@ interface ColumnRow {
   readonly definition: {
     readonly type: ColumnType.ColumnType
     readonly nullable: boolean
-    readonly computed?: { readonly expr: unknown; readonly onError: Catalog.OnError; readonly stored: boolean }
+    readonly computed?: {
+      readonly expr: unknown
+      readonly onError: Catalog.OnError
+      readonly stored: boolean
+      readonly cache?: boolean | undefined
+    }
   }
   readonly added_in: number
 }
@@ -354,7 +359,8 @@ export const make = Effect.gen(function* () {
               : {
                   expr: Expr.decode(c.definition.computed.expr),
                   onError: c.definition.computed.onError,
-                  stored: c.definition.computed.stored
+                  stored: c.definition.computed.stored,
+                  cache: c.definition.computed.cache
                 }
         })
       )
@@ -390,7 +396,8 @@ export const make = Effect.gen(function* () {
           computed: {
             expr: Expr.encode(column.computed.expr),
             onError: column.computed.onError,
-            stored: column.computed.stored
+            stored: column.computed.stored,
+            ...(column.computed.cache === undefined ? {} : { cache: column.computed.cache })
           }
         })
   })

@@ -8,14 +8,20 @@
  * ```
  */
 import type { PgClient } from "@effect/sql-pg"
-import { type Store, Supervisor } from "@tessera/core"
+import { type ResultCache, type Store, Supervisor } from "@tessera/core"
 import { Layer } from "effect"
 import type { SqlClient } from "effect/sql"
 import * as Database from "./Database.ts"
+import * as SqlResultCache from "./SqlResultCache.ts"
 import * as SqlStore from "./SqlStore.ts"
 
 /** Everything the engine needs, without the supervisor. */
-export type StoreServices = Store.Store | Database.Database | PgClient.PgClient | SqlClient.SqlClient
+export type StoreServices =
+  | Store.Store
+  | ResultCache.ResultCache
+  | Database.Database
+  | PgClient.PgClient
+  | SqlClient.SqlClient
 
 export type Services = StoreServices | Supervisor.Supervisor
 
@@ -23,7 +29,7 @@ type DatabaseLayer<E, R> = Layer.Layer<Database.Database | PgClient.PgClient | S
 
 /** The store on an already provided database, without a supervisor (tests use this). */
 export const layerOn = <E, R>(database: DatabaseLayer<E, R>): Layer.Layer<StoreServices, E, R> =>
-  SqlStore.layer.pipe(Layer.provideMerge(database))
+  Layer.mergeAll(SqlStore.layer, SqlResultCache.layer()).pipe(Layer.provideMerge(database))
 
 /** The store and a supervisor (library mode) on a database. */
 export const layerWithSupervisor = <E, R>(

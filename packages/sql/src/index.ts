@@ -4,6 +4,7 @@
  */
 export * as Database from "./Database.ts"
 export * as Migrations from "./Migrations.ts"
+export * as SqlResultCache from "./SqlResultCache.ts"
 export * as SqlStore from "./SqlStore.ts"
 export * as Tessera from "./Tessera.ts"
 export * as Vector from "./Vector.ts"

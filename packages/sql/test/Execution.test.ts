@@ -1,5 +1,5 @@
 import { assert } from "@effect/vitest"
-import { Column, Fn, Stage, Store, Supervisor, Table } from "@tessera/core"
+import { Column, Fn, ResultCache, Stage, Store, Supervisor, Table } from "@tessera/core"
 import { Effect, Fiber, Stream } from "effect"
 import { Harness } from "../src/testing/index.ts"
 
@@ -159,7 +159,7 @@ Harness.forEachBackend("Durable execution", (test) => {
       const a = yield* Table.create("conc_a", { x: Column.Int })
       const b = yield* Table.create("conc_b", { x: Column.Int })
       yield* a.insert(Array.from({ length: 30 }, (_, i) => ({ x: i })))
-      yield* b.insert(Array.from({ length: 30 }, (_, i) => ({ x: i })))
+      yield* b.insert(Array.from({ length: 30 }, (_, i) => ({ x: 100 + i })))
       yield* Effect.all([a.addComputedColumn("y", fn({ x: a.c.x })), b.addComputedColumn("y", fn({ x: b.c.x }))], {
         concurrency: "unbounded"
       })
@@ -192,5 +192,55 @@ Harness.forEachBackend("Durable execution", (test) => {
       const meta = yield* t2.load
       const samples = yield* Stream.runCollect(Stage.progress(meta, meta.columns.find((c) => c.name === "y")!, 10))
       assert.deepStrictEqual(samples.at(-1), { ...samples.at(-1)!, done: 20, total: 20, errors: 1 })
+    }))
+})
+
+Harness.forEachBackend("Result cache", (test) => {
+  test("re-inserted inputs and a dropped and re-added column call the deterministic function 0 times", () =>
+    Effect.gen(function* () {
+      const calls = { requests: 0, texts: 0 }
+      const embed = Fn.batched({
+        name: name("embed"),
+        params: { text: Column.String },
+        returns: Column.Vector(3),
+        batchSize: 16,
+        deterministic: true,
+        run: (rows) =>
+          Effect.sync(() => {
+            calls.requests++
+            calls.texts += rows.length
+            return rows.map((r) => Float32Array.from([r.text.length, r.text.charCodeAt(0), 1]))
+          })
+      })
+      const texts = Array.from({ length: 50 }, (_, i) => ({ text: `document number ${i}` }))
+      const t = yield* Table.create("docs", { text: Column.String })
+      yield* t.insert(texts)
+      const t2 = yield* t.addComputedColumn("embedding", embed({ text: t.c.text }))
+      assert.strictEqual(calls.texts, 50)
+      const before = { ...calls }
+
+      // The same 50 texts again, as new rows.
+      yield* t2.insert(texts)
+      assert.deepStrictEqual(calls, before)
+      // Dropped and added again: the backfill is served from the cache.
+      const t3 = yield* t2.dropColumn("embedding")
+      const t4 = yield* t3.addComputedColumn("embedding", embed({ text: t3.c.text }))
+      assert.deepStrictEqual(calls, before)
+      const rows = yield* t4.collect()
+      assert.strictEqual(rows.length, 100)
+      for (const row of rows) {
+        assert.deepStrictEqual(Array.from(row.embedding!), [row.text.length, row.text.charCodeAt(0), 1])
+      }
+      // Duplicates within one insert are computed once; a new text is computed.
+      yield* t4.insert([{ text: "fresh" }, { text: "fresh" }, { text: "document number 3" }])
+      assert.strictEqual(calls.texts, 51)
+      const cache = yield* ResultCache.ResultCache
+      const stats = yield* cache.stats
+      assert.isAtLeast(stats.hits, 101)
+      assert.strictEqual(stats.writes, 51)
+
+      // Off for a column that asks: every row is computed again.
+      yield* t4.addComputedColumn("again", embed({ text: t4.c.text }), { cache: false })
+      assert.strictEqual(calls.texts, 51 + 103)
     }))
 })
