@@ -204,7 +204,9 @@ export const evaluateRows = Effect.fnUntraced(function* (
       pending.splice(0, pending.length, ...remaining)
     }
     const keyByIndex = new Map<number, string>()
-    if (cacheKeys !== undefined) pending.forEach((p, j) => keyByIndex.set(p.index, cacheKeys![j]!))
+    if (cacheKeys !== undefined) {
+      for (const [j, p] of pending.entries()) keyByIndex.set(p.index, cacheKeys[j]!)
+    }
     const pools = yield* Pool.Pools
     const pool = pools.pool(definition.pool)
     const permits = pools.semaphore(`${definition.name}@${definition.version}`, definition.concurrency)

@@ -394,9 +394,9 @@ export class Table<S extends Column.Specs> {
    * Drops a column as a new schema version. Fails when computed columns read
    * it (naming them). A dropped computed column's stage stops at once.
    */
-  dropColumn(
-    name: keyof S & string
-  ): Effect.Effect<Table<Omit<S, typeof name>>, Catalog.CatalogError | StoreError, Store> {
+  dropColumn<K extends keyof S & string>(
+    name: K
+  ): Effect.Effect<Table<Omit<S, K>>, Catalog.CatalogError | StoreError, Store> {
     const load = this.load
     return Effect.gen(function* () {
       const store = yield* Store
@@ -417,7 +417,7 @@ export class Table<S extends Column.Specs> {
           message: `cannot drop ${name} of ${meta.path}: ${dependents.map((c) => c.name).join(", ")} ${dependents.length === 1 ? "is" : "are"} computed from it`
         })
       }
-      return new Table<Omit<S, typeof name>>(yield* store.dropColumn(meta, column))
+      return new Table<Omit<S, K>>(yield* store.dropColumn(meta, column))
     })
   }
 
