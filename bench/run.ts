@@ -4,7 +4,8 @@
  */
 const [name, ...rest] = process.argv.slice(2)
 const benches: Record<string, () => Promise<{ main: (args: ReadonlyArray<string>) => Promise<void> }>> = {
-  insert: () => import("./insert.ts")
+  insert: () => import("./insert.ts"),
+  "rate-limit": () => import("./rate-limit.ts")
 }
 if (name === undefined || benches[name] === undefined) {
   console.error(`usage: npm run bench -- <${Object.keys(benches).join("|")}> [--quick]`)

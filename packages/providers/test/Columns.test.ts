@@ -1,0 +1,105 @@
+import { assert } from "@effect/vitest"
+import { Column, Table } from "@tessera/core"
+import { Harness } from "@tessera/sql/testing"
+import { Effect } from "effect"
+import { OpenAI } from "../src/index.ts"
+import { FakeProvider } from "../src/testing/index.ts"
+
+const apiKey = "sk-test-columns"
+
+let unique = 0
+const model = (base: string) => `${base}-${process.pid}-${unique++}`
+
+const texts = (n: number) => Array.from({ length: n }, (_, i) => ({ text: `row ${i}` }))
+
+Harness.forEachBackend("Provider functions in computed columns", (test) => {
+  test("every 5th request is a 429 with retry-after 1: all rows done, each 429 retried at least 1 s later", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeProvider.make({
+        latency: 5,
+        fault: ({ n }) => (n % 5 === 0 ? { status: 429, retryAfter: 1 } : undefined)
+      })
+      const chat = OpenAI.chat({ model: model("gpt"), baseURL: `${fake.url}/v1`, apiKey, concurrency: 64 })
+      const t = yield* Table.create("prompts", { text: Column.String })
+      yield* t.insert(texts(200))
+      const t2 = yield* t.addComputedColumn("answer", chat({ prompt: t.c.text }), { onError: "record" })
+
+      assert.strictEqual(yield* t2.where((c) => c.answer.errorType.isNotNull()).count(), 0)
+      const rows = yield* t2.collect()
+      assert.strictEqual(rows.length, 200)
+      assert.isTrue(rows.every((r) => r.answer === `echo: ${r.text}`))
+
+      const limited = fake.rateLimited
+      assert.isAtLeast(limited.length, 40)
+      assert.strictEqual(fake.stats.total, 200 + limited.length)
+      for (const r of limited) {
+        assert.isDefined(r.retry, `request ${r.n} (${r.text}) was never retried`)
+        assert.isAtLeast(r.retry!.at - r.at, 1000, `request ${r.n} retried after ${r.retry!.at - r.at} ms`)
+      }
+    }))
+
+  test("7 inputs get a permanent 400: 93 done, 7 recorded BadRequest errors, none retried", () =>
+    Effect.gen(function* () {
+      const bad = new Set([3, 17, 29, 42, 58, 71, 99].map((i) => `row ${i}`))
+      const fake = yield* FakeProvider.make({
+        fault: ({ text }) =>
+          bad.has(text) ? { status: 400, message: `Invalid prompt: '${text}' violates the input policy` } : undefined
+      })
+      const chat = OpenAI.chat({ model: model("gpt"), baseURL: `${fake.url}/v1`, apiKey })
+      const t = yield* Table.create("prompts", { text: Column.String })
+      yield* t.insert(texts(100))
+      const t2 = yield* t.addComputedColumn("answer", chat({ prompt: t.c.text }), { onError: "record" })
+
+      const failed = yield* t2
+        .where((c) => c.answer.errorType.isNotNull())
+        .select((c) => ({ text: c.text, answer: c.answer, type: c.answer.errorType, message: c.answer.errorMessage }))
+        .collect()
+      assert.deepStrictEqual(new Set(failed.map((r) => r.text)), bad)
+      for (const r of failed) {
+        assert.isNull(r.answer)
+        assert.strictEqual(r.type, "BadRequest")
+        assert.include(r.message, `Invalid prompt: '${r.text}' violates the input policy`)
+      }
+      assert.strictEqual(yield* t2.where((c) => c.answer.errorType.isNull()).count(), 93)
+      // One request per row: a 400 is not retried.
+      assert.strictEqual(fake.stats.total, 100)
+      assert.deepStrictEqual({ ...fake.stats.byStatus }, { "200": 93, "400": 7 })
+    }))
+
+  test("concurrency 4: the provider never sees more than 4 requests in flight", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeProvider.make({ latency: 20 })
+      const chat = OpenAI.chat({ model: model("gpt"), baseURL: `${fake.url}/v1`, apiKey, concurrency: 4 })
+      const t = yield* Table.create("prompts", { text: Column.String })
+      yield* t.insert(texts(40))
+      const t2 = yield* t.addComputedColumn("answer", chat({ prompt: t.c.text }))
+      assert.strictEqual(yield* t2.where((c) => c.answer.isNotNull()).count(), 40)
+      assert.strictEqual(fake.stats.total, 40)
+      assert.strictEqual(fake.stats.maxInFlight, 4)
+    }))
+
+  test("embeddings: batches of batchSize per request, vectors stored per row", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeProvider.make({ latency: 5 })
+      const embed = OpenAI.embeddings({
+        model: model("embedding"),
+        dimensions: 8,
+        batchSize: 64,
+        baseURL: `${fake.url}/v1`,
+        apiKey
+      })
+      const t = yield* Table.create("docs", { text: Column.String })
+      yield* t.insert(texts(150))
+      const t2 = yield* t.addComputedColumn("v", embed({ text: t.c.text }))
+      assert.deepStrictEqual(
+        fake.requests.map((r) => r.inputs.length),
+        [64, 64, 22]
+      )
+      const rows = yield* t2.collect()
+      assert.strictEqual(rows.length, 150)
+      for (const r of rows) {
+        const expected = FakeProvider.embed(r.text, 8)
+        assert.deepStrictEqual(Array.from(r.v!), Array.from(expected))
+      }
+    }))
+})
