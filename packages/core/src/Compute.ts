@@ -208,7 +208,8 @@ export const evaluateRows = Effect.fnUntraced(function* (
       for (const [j, p] of pending.entries()) keyByIndex.set(p.index, cacheKeys[j]!)
     }
     const pools = yield* Pool.Pools
-    const pool = pools.pool(definition.pool)
+    const pool = pools.pool(definition.pool, definition.rateLimit)
+    if (definition.rateLimitHeaders) pool.expectHeaders()
     const permits = pools.semaphore(`${definition.name}@${definition.version}`, definition.concurrency)
     const batches: Array<typeof pending> = []
     for (let i = 0; i < pending.length; i += definition.batchSize) {

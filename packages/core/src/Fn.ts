@@ -51,6 +51,8 @@ export interface Definition {
   readonly batched: boolean
   /** How it was defined: a plain function has no effects outside the process. */
   readonly kind: "plain" | "effect" | "batched"
+  /** Configured limits of the pool (applied when the pool is first used). */
+  readonly rateLimit: Pool.Limits | undefined
   /**
    * Runs one batch of argument rows; succeeds with one result per row. It may
    * use `Pool.CurrentPool` to report rate-limit headers and `retry-after`s.
@@ -60,6 +62,8 @@ export interface Definition {
   ) => Effect.Effect<ReadonlyArray<unknown>, unknown, Pool.CurrentPool>
   /** Estimates the tokens a batch will use, for token-per-minute pacing. */
   readonly estimateTokens?: ((rows: ReadonlyArray<ReadonlyArray<unknown>>) => number) | undefined
+  /** The provider reports its limits in response headers: the pool's first request runs alone to learn them. */
+  readonly rateLimitHeaders: boolean
 }
 
 type ParamSpecs = Record<string, Column.Any>
@@ -74,6 +78,10 @@ export interface Fn<P extends ParamSpecs, R> {
 
 interface CommonOptions<P extends ParamSpecs, C extends Column.Any, E> {
   readonly name: string
+  /** The provider reports its limits in response headers (the function reports them to `Pool.CurrentPool`). */
+  readonly rateLimitHeaders?: boolean | undefined
+  /** Configured limits of the function's pool, for providers that send no rate-limit headers. */
+  readonly rateLimit?: Pool.Limits | undefined
   /** Estimates the tokens a batch of argument rows will use (token-per-minute pacing). */
   readonly estimateTokens?: ((rows: ReadonlyArray<ArgsOf<P>>) => number) | undefined
   readonly version?: number | undefined
@@ -141,6 +149,8 @@ const build = <P extends ParamSpecs, C extends Column.Any>(
     pool: options.pool ?? options.name,
     batched: kind === "batched",
     kind,
+    rateLimitHeaders: options.rateLimitHeaders ?? false,
+    rateLimit: options.rateLimit,
     invoke,
     estimateTokens:
       options.estimateTokens === undefined

@@ -210,11 +210,11 @@ export class Registry {
   private readonly pools = new Map<string, Pool>()
   private readonly semaphores = new Map<string, { readonly permits: number; readonly semaphore: Semaphore.Semaphore }>()
 
-  /** The pool with this name (created on first use). */
-  pool(name: string): Pool {
+  /** The pool with this name (created on first use, with `limits` if given). */
+  pool(name: string, limits?: Limits): Pool {
     let pool = this.pools.get(name)
     if (pool === undefined) {
-      pool = new Pool(name)
+      pool = new Pool(name, limits)
       this.pools.set(name, pool)
     }
     return pool
@@ -241,6 +241,16 @@ export class Registry {
 
 /** The pools of this process (a reference with a process-wide default). */
 export const Pools = Context.Reference<Registry>("@tessera/core/Pool/Pools", { defaultValue: () => new Registry() })
+
+/** Configures a pool's limits (requests/tokens per minute) for providers that send no rate-limit headers. */
+export const configure = (name: string, limits: Limits): Effect.Effect<void> =>
+  Effect.map(Effect.service(Pools), (registry) => registry.configure(name, limits))
+
+/** The pools' statistics (requests, in flight, backoffs, waits). */
+export const stats: Effect.Effect<ReadonlyArray<PoolStats>> = Effect.map(
+  Effect.service(Pools),
+  (registry) => registry.stats
+)
 
 /** The pool of the function being invoked: provider functions report headers and 429s to it. */
 export class CurrentPool extends Context.Service<CurrentPool, Pool>()("@tessera/core/Pool/CurrentPool") {}

@@ -9,7 +9,7 @@
  * pending: after a crash or an interruption nothing is half-written, and only
  * the calls that were in flight can be repeated.
  */
-import { Cause, Effect, Stream } from "effect"
+import { Cause, Deferred, Effect, Queue, Stream } from "effect"
 import * as Catalog from "./Catalog.ts"
 import * as Compute from "./Compute.ts"
 import * as Expr from "./Expr.ts"
@@ -83,8 +83,11 @@ export interface DrainOptions {
 }
 
 /**
- * Computes the column's pending cells until none can be claimed (claimed by
- * others or with unready inputs ones are left). Returns how many it wrote.
+ * Computes the column's pending cells until none can be claimed (cells held
+ * by other workers, or whose inputs are not ready, are left). Claims run ahead
+ * of the work in flight; results are written by one writer that commits
+ * whatever has finished together, and an invocation counts as done only once
+ * its results are written. Returns how many cells it wrote.
  */
 export const drain = (
   table: Catalog.TableMeta,
@@ -95,70 +98,94 @@ export const drain = (
   StoreError | Compute.UnknownFunctionError,
   Store
 > =>
-  Effect.gen(function* () {
-    const store = yield* Store
-    yield* Compute.checkFunctions(table, [column])
-    const inputs = inputsOf(table, [column])
-    const shape = shapeOf(table, column)
-    const started = Date.now()
-    let done = 0
-    let errors = 0
-    while (true) {
-      const rows = yield* store.claim(table, column, inputs, {
-        worker: options.worker,
-        limit: shape.claim,
-        rowids: options.rowids
-      })
-      if (rows.length === 0) break
-      const batches: Array<ReadonlyArray<Record<string, unknown>>> = []
-      for (let i = 0; i < rows.length; i += shape.rows) batches.push(rows.slice(i, i + shape.rows))
-      const written = new Set<number>()
-      yield* Effect.forEach(
-        batches,
-        (batch) =>
-          Effect.gen(function* () {
-            const work = batch.map((raw) => workRow(table, raw))
-            const cells = (yield* Compute.computeColumns(table, [column], work)).get(column.id)!
-            yield* store.complete(
+  Effect.scoped(
+    Effect.gen(function* () {
+      const store = yield* Store
+      yield* Compute.checkFunctions(table, [column])
+      const inputs = inputsOf(table, [column])
+      const shape = shapeOf(table, column)
+      const started = Date.now()
+      let done = 0
+      let errors = 0
+      // Claimed and not yet written: released (left pending) if the drain stops early.
+      const held = new Set<number>()
+      yield* Effect.addFinalizer(() =>
+        held.size === 0 ? Effect.void : store.release(table, column, options.worker, [...held]).pipe(Effect.ignore)
+      )
+
+      // Group commit: one writer, each batch waits for its results to be written.
+      type Write = {
+        readonly cells: ReadonlyArray<{ readonly rowid: number; readonly cell: Cell }>
+        readonly written: Deferred.Deferred<void, StoreError>
+      }
+      const writes = yield* Queue.unbounded<Write>()
+      yield* Effect.gen(function* () {
+        while (true) {
+          const batch = yield* Queue.takeAll(writes)
+          const exit = yield* Effect.exit(
+            store.complete(
               table,
               column,
               options.worker,
-              cells.map((cell, i) => ({ rowid: batch[i]!.$rowid as number, cell }))
+              batch.flatMap((w) => w.cells)
             )
-            for (const raw of batch) written.add(raw.$rowid as number)
-            done += cells.length
-            errors += cells.filter((c) => c.state === "error").length
-            if (options.onProgress !== undefined) {
-              const elapsedMs = Date.now() - started
-              yield* options.onProgress({
-                table: table.path,
-                column: column.name,
-                done,
-                errors,
-                elapsedMs,
-                rate: elapsedMs > 0 ? (done * 1000) / elapsedMs : 0
-              })
-            }
-          }),
-        { concurrency: shape.parallel, discard: true }
+          )
+          for (const w of batch) {
+            if (exit._tag === "Success") for (const c of w.cells) held.delete(c.rowid)
+            yield* Deferred.done(w.written, exit)
+          }
+        }
+      }).pipe(Effect.forkScoped)
+
+      const claims = Stream.fromEffectRepeat(
+        store.claim(table, column, inputs, { worker: options.worker, limit: shape.claim, rowids: options.rowids })
       ).pipe(
-        // Interrupted or failed: what was not written stays pending for the next worker.
-        Effect.onExit((exit) =>
-          exit._tag === "Success"
-            ? Effect.void
-            : store
-                .release(
-                  table,
-                  column,
-                  options.worker,
-                  rows.map((r) => r.$rowid as number).filter((id) => !written.has(id))
-                )
-                .pipe(Effect.ignore, Effect.uninterruptible)
-        )
+        Stream.takeWhile((rows) => rows.length > 0),
+        Stream.tap((rows) =>
+          Effect.sync(() => {
+            for (const r of rows) held.add(r.$rowid as number)
+          })
+        ),
+        Stream.flatMap((rows) => {
+          const batches: Array<ReadonlyArray<Record<string, unknown>>> = []
+          for (let i = 0; i < rows.length; i += shape.rows) batches.push(rows.slice(i, i + shape.rows))
+          return Stream.fromIterable(batches)
+        })
       )
-    }
-    return { done, errors }
-  })
+
+      yield* claims.pipe(
+        Stream.mapEffect(
+          (batch) =>
+            Effect.gen(function* () {
+              const work = batch.map((raw) => workRow(table, raw))
+              const cells = (yield* Compute.computeColumns(table, [column], work)).get(column.id)!
+              const written = yield* Deferred.make<void, StoreError>()
+              yield* Queue.offer(writes, {
+                cells: cells.map((cell, i) => ({ rowid: batch[i]!.$rowid as number, cell })),
+                written
+              })
+              yield* Deferred.await(written)
+              done += cells.length
+              errors += cells.filter((c) => c.state === "error").length
+              if (options.onProgress !== undefined) {
+                const elapsedMs = Date.now() - started
+                yield* options.onProgress({
+                  table: table.path,
+                  column: column.name,
+                  done,
+                  errors,
+                  elapsedMs,
+                  rate: elapsedMs > 0 ? (done * 1000) / elapsedMs : 0
+                })
+              }
+            }),
+          { concurrency: shape.parallel, unordered: true }
+        ),
+        Stream.runDrain
+      )
+      return { done, errors }
+    })
+  )
 
 /** The state of one stage as `status` reports it. */
 export interface Status {

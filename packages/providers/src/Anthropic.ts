@@ -79,6 +79,7 @@ export const messages = (options: MessagesOptions): Fn.Fn<{ readonly prompt: Col
   const decode = Request.decode(target, MessagesAnswer)
   const systemTokens = options.system === undefined ? 0 : Client.estimateTokens(options.system)
   return Fn.effect({
+    rateLimitHeaders: true,
     name: options.name ?? Client.functionName("anthropic.messages", options.model, settings),
     version: options.version,
     params: { prompt: Column.String },

@@ -107,6 +107,7 @@ export const chat = (options: ChatOptions): Fn.Fn<{ readonly prompt: Column.Colu
   const responseFormat = responseFormatParam(options.responseFormat)
   const systemTokens = options.system === undefined ? 0 : Client.estimateTokens(options.system)
   return Fn.effect({
+    rateLimitHeaders: true,
     name: options.name ?? Client.functionName("openai.chat", options.model, settings),
     version: options.version,
     params: { prompt: Column.String },
@@ -207,6 +208,7 @@ export const embeddings = (
   const invalid = (message: string, apiKey: string) =>
     Request.fail(target, new ProviderError.InvalidOutput({ message }), apiKey)
   return Fn.batched({
+    rateLimitHeaders: true,
     name: options.name ?? Client.functionName("openai.embeddings", `${options.model}/${options.dimensions}`, {}),
     version: options.version,
     params: { text: Column.String },
