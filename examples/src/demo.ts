@@ -5,15 +5,16 @@
  *
  * 1. builds a table with computed columns (an arithmetic one and one that
  *    calls a function), inserts rows, and queries them;
- * 2. stores a small table with a vector column and answers a similarity
+ * 2. writes rows without waiting and lets the supervisor compute them;
+ * 3. stores a small table with a vector column and answers a similarity
  *    query with pgvector.
  *
  * Run it with `npm run demo`.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Column, Dir, Fn, Table } from "@tessera/core"
+import { Column, Dir, Fn, Stage, Supervisor, Table } from "@tessera/core"
 import { Database, Tessera } from "@tessera/sql"
-import { Console, Effect } from "effect"
+import { Console, Effect, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 
 // A user function: plain TypeScript, registered under its name and version.
@@ -56,6 +57,28 @@ const computedColumns = Effect.gen(function* () {
   }
 })
 
+// Rows written without waiting: the supervisor (running in this process, as it
+// would in a `tessera serve` daemon) computes their cells durably.
+const durable = Effect.gen(function* () {
+  const films = yield* Table.get("demo/films")
+  const result = yield* films.insert(
+    [
+      { title: "Solaris", year: 1972, tagline: "The ocean remembers everything." },
+      { title: "Stalker", year: 1979, tagline: "Enter the zone." }
+    ],
+    { wait: false }
+  )
+  yield* Console.log(`Inserted 2 films without waiting: ${result.pending} cells pending`)
+  const meta = yield* films.load
+  const words = meta.columns.find((c) => c.name === "taglineWords")!
+  yield* Stream.runDrain(Stage.progress(meta, words, 50))
+  const supervisor = yield* Supervisor.Supervisor
+  yield* Console.log("Stages (table.column state pending/done/error):")
+  for (const s of yield* supervisor.status) {
+    yield* Console.log(`  ${s.table}.${s.column} ${s.state} ${s.pending}/${s.done}/${s.error}`)
+  }
+})
+
 // Tiny hand-made "embeddings" over four features: [animal, vehicle, fast, large].
 const items: ReadonlyArray<{ readonly name: string; readonly embedding: ReadonlyArray<number> }> = [
   { name: "cheetah", embedding: [0.8, 0.0, 1.0, 0.3] },
@@ -94,6 +117,7 @@ const program = Effect.gen(function* () {
   const db = yield* Database.Database
   yield* Console.log(`Tessera demo on the ${db.backend} database at ${db.location}`)
   yield* computedColumns
+  yield* durable
   yield* similarity
 })
 

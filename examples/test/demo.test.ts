@@ -19,6 +19,12 @@ describe("examples", () => {
             delete env.TESSERA_DATABASE_URL
             const out = NodeChildProcess.execFileSync(process.execPath, [demo], { encoding: "utf8", env })
             assert.include(out, `Tessera demo on the embedded database at ${home}`)
+            assert.include(out, "Inserted 2 films into demo/films")
+            assert.match(out, /Alien {4}age=\d+ words=8/)
+            assert.include(out, "Heat     age=")
+            assert.include(out, "words=null (no tagline)")
+            assert.include(out, "Inserted 2 films without waiting: 2 cells pending")
+            assert.include(out, "demo/films.taglineWords idle 0/6/0")
             assert.include(out, "Inserted 7 rows")
             const ranked = [...out.matchAll(/^\s+(\d)\. (.+?)\s+distance=(\d\.\d{4})$/gm)]
             assert.deepStrictEqual(

@@ -10,7 +10,7 @@
  *   counts, the last error, and why a stage is paused.
  * - `tessera ls`: the tables.
  */
-import { Stage, Supervisor, Table } from "@tessera/core"
+import { Pool, ResultCache, Stage, Supervisor, Table } from "@tessera/core"
 import { Tessera } from "@tessera/sql"
 import { Console, Duration, Effect, Layer, Schedule } from "effect"
 import { Command, Flag } from "effect/cli"
@@ -64,11 +64,19 @@ const serve = Command.make(
       const supervisor = yield* Supervisor.Supervisor
       yield* Console.log(`tessera serve: worker ${supervisor.worker} computing pending cells (Ctrl-C to stop)`)
       if (report > 0) {
-        yield* supervisor.status.pipe(
-          Effect.flatMap((rows) => Console.log(formatStatus(rows))),
-          Effect.repeat({ schedule: Schedule.spaced(Duration.seconds(report)) }),
-          Effect.forkScoped
-        )
+        const cache = yield* ResultCache.ResultCache
+        yield* Effect.gen(function* () {
+          const rows = yield* supervisor.status
+          const hits = yield* cache.stats
+          const pools = yield* Pool.stats
+          yield* Console.log(formatStatus(rows))
+          yield* Console.log(`result cache: ${hits.hits} hits, ${hits.misses} misses, ${hits.writes} writes`)
+          for (const p of pools) {
+            yield* Console.log(
+              `pool ${p.name}: ${p.requests} requests, ${p.inFlight} in flight (max ${p.maxInFlight}), ${p.backoffs} backoffs${p.limitRequests === undefined ? "" : `, limit ${p.limitRequests} requests/min`}`
+            )
+          }
+        }).pipe(Effect.repeat({ schedule: Schedule.spaced(Duration.seconds(report)) }), Effect.forkScoped)
       }
       return yield* Effect.never
     })
