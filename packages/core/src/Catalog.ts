@@ -51,8 +51,12 @@ export interface TableMeta {
   readonly kind: TableKind
   readonly version: number
   readonly schemaVersion: number
-  /** The live columns, in creation order. */
+  /** The live columns, in creation order (for a handle as of a version: that version's). */
   readonly columns: ReadonlyArray<ColumnMeta>
+  /** Set on a handle that reads the table as of this version (read-only). */
+  readonly asOf?: number | undefined
+  /** The ids of the primary key's columns, if the table has one. */
+  readonly primaryKey?: ReadonlyArray<number> | undefined
 }
 
 /** The state of a column as `describe` reports it. */

@@ -64,6 +64,19 @@ export interface Change {
 
 export type IfExists = "error" | "ignore" | "replace"
 
+export interface VersionInfo {
+  readonly version: number
+  readonly schemaVersion: number
+  readonly createdAt: Date
+  readonly changeType: "data" | "schema"
+  readonly inserted: number
+  readonly updated: number
+  readonly deleted: number
+  readonly errors: number
+  /** "Initial Version", "Added: c6", "Dropped: c4", "Renamed: c2 -> balloon"; null for data changes. */
+  readonly schemaChange: string | null
+}
+
 export interface CellCounts {
   readonly column: number
   readonly pending: number
@@ -111,7 +124,11 @@ export class Store extends Context.Service<
       { readonly table: Catalog.TableMeta; readonly created: boolean },
       Catalog.CatalogError | StoreError
     >
-    readonly getTable: (path: string) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
+    /** A table's catalog entry: current, or as of `version` (a read-only view of then). */
+    readonly getTable: (
+      path: string,
+      version?: number
+    ) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
     readonly dropTable: (
       path: string,
       options: { readonly ifNotExists: "error" | "ignore" }
@@ -130,6 +147,19 @@ export class Store extends Context.Service<
       table: Catalog.TableMeta,
       column: Catalog.ColumnMeta
     ) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
+    /** Renames a column (metadata only) as a new schema version. */
+    readonly renameColumn: (
+      table: Catalog.TableMeta,
+      column: Catalog.ColumnMeta,
+      name: string
+    ) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
+    /** The table's versions, newest first (at most `limit`). */
+    readonly history: (
+      table: Catalog.TableMeta,
+      limit?: number
+    ) => Effect.Effect<ReadonlyArray<VersionInfo>, StoreError>
+    /** Undoes the latest version (data or schema). Fails at version 0. */
+    readonly revert: (table: Catalog.TableMeta) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
     /**
      * Undoes `addColumn` of a column nothing else depends on yet: removes it
      * physically and from the catalog, with its version when that is still

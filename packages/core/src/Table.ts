@@ -16,7 +16,7 @@ import * as Evaluate from "./Evaluate.ts"
 import * as Expr from "./Expr.ts"
 import * as Query from "./Query.ts"
 import * as Stage from "./Stage.ts"
-import { type Cell, type NewColumn, Store, type StoreError } from "./Store.ts"
+import { type Cell, type NewColumn, Store, type StoreError, type VersionInfo } from "./Store.ts"
 import * as Supervisor from "./Supervisor.ts"
 
 /** Invalid input rows: nothing from the operation was written. */
@@ -117,11 +117,17 @@ export class Table<S extends Column.Specs> {
   }
 
   /** The table's current catalog entry (it may have changed since this handle was made). */
+  /** The version this handle reads, when it is a read-only view of the past. */
+  get asOf(): number | undefined {
+    return this.meta.asOf
+  }
+
   get load(): Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError, Store> {
     const { path, id } = this
+    const asOf = this.meta.asOf
     return Effect.gen(function* () {
       const store = yield* Store
-      const meta = yield* store.getTable(path)
+      const meta = yield* store.getTable(path, asOf)
       if (meta.id !== id) {
         return yield* new Catalog.CatalogError({
           reason: "NotFound",
@@ -130,6 +136,114 @@ export class Table<S extends Column.Specs> {
         })
       }
       return meta
+    })
+  }
+
+  /** The current catalog entry, for an operation that changes the table (refused on a view of the past). */
+  private loadForWrite(operation: string): Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError, Store> {
+    if (this.meta.asOf !== undefined) {
+      return Effect.fail(
+        new Catalog.CatalogError({
+          reason: "ReadOnly",
+          path: this.path,
+          message: `cannot ${operation} ${this.path}:${this.meta.asOf}: a handle on version ${this.meta.asOf} is a read-only view of the past (open ${this.path} without a version to change it)`
+        })
+      )
+    }
+    return this.load
+  }
+
+  /** The table's versions, newest first: time, change type, counts and schema change. */
+  history(limit?: number): Effect.Effect<ReadonlyArray<VersionInfo>, Catalog.CatalogError | StoreError, Store> {
+    const load = this.load
+    return Effect.gen(function* () {
+      const store = yield* Store
+      const meta = yield* load
+      const all = yield* store.history(meta, meta.asOf === undefined ? limit : undefined)
+      const visible = meta.asOf === undefined ? all : all.filter((v) => v.version <= meta.asOf!)
+      return limit === undefined ? visible : visible.slice(0, limit)
+    })
+  }
+
+  /** Undoes the latest version, data or schema; returns the handle at the version before. */
+  revert(): Effect.Effect<Table<Dynamic>, Catalog.CatalogError | StoreError, Store> {
+    const load = this.loadForWrite("revert")
+    return Effect.gen(function* () {
+      const store = yield* Store
+      return new Table<Dynamic>(yield* store.revert(yield* load))
+    })
+  }
+
+  /**
+   * Adds a data column. A non-nullable column can only be added to an empty
+   * table; existing rows get null in a nullable one.
+   */
+  addColumn<N extends string, C extends Column.Any>(
+    name: N,
+    column: C
+  ): Effect.Effect<Table<S & { readonly [K in N]: C }>, Catalog.CatalogError | StoreError, Store> {
+    const load = this.loadForWrite("addColumn")
+    return Effect.gen(function* () {
+      const store = yield* Store
+      const meta = yield* load
+      const nameError = Catalog.checkColumnName(meta.path, name)
+      if (nameError !== undefined) return yield* nameError
+      if (meta.columns.some((c) => c.name === name)) {
+        return yield* new Catalog.CatalogError({
+          reason: "AlreadyExists",
+          path: meta.path,
+          message: `${meta.path} already has a column ${JSON.stringify(name)}`
+        })
+      }
+      if (column?._tag !== "Column") {
+        return yield* new Catalog.CatalogError({
+          reason: "InvalidDefinition",
+          path: meta.path,
+          message: `${name} is not a column definition (use Column.String, Column.Int, ...)`
+        })
+      }
+      if (!column.nullable) {
+        const rows = yield* store.count(meta, [])
+        if (rows > 0) {
+          return yield* new Catalog.CatalogError({
+            reason: "InvalidDefinition",
+            path: meta.path,
+            message: `cannot add the non-nullable column ${name} to ${meta.path}: it has ${rows} rows, which would have no value (make it Column.nullable, or add it to an empty table)`
+          })
+        }
+      }
+      const next = yield* store.addColumn(meta, { name, type: column.type, nullable: column.nullable })
+      return new Table<S & { readonly [K in N]: C }>(next)
+    })
+  }
+
+  /** Renames a column (metadata only: computed columns that read it keep working). */
+  renameColumn<K extends keyof S & string, N extends string>(
+    from: K,
+    to: N
+  ): Effect.Effect<Table<Omit<S, K> & { readonly [P in N]: S[K] }>, Catalog.CatalogError | StoreError, Store> {
+    const load = this.loadForWrite("renameColumn")
+    return Effect.gen(function* () {
+      const store = yield* Store
+      const meta = yield* load
+      const column = meta.columns.find((c) => c.name === from)
+      if (column === undefined) {
+        return yield* new Catalog.CatalogError({
+          reason: "NotFound",
+          path: meta.path,
+          message: `${meta.path} has no column ${JSON.stringify(from)}`
+        })
+      }
+      const nameError = Catalog.checkColumnName(meta.path, to)
+      if (nameError !== undefined) return yield* nameError
+      if (meta.columns.some((c) => c.name === to)) {
+        return yield* new Catalog.CatalogError({
+          reason: "AlreadyExists",
+          path: meta.path,
+          message: `${meta.path} already has a column ${JSON.stringify(to)}`
+        })
+      }
+      return new Table<Omit<S, K> & { readonly [P in N]: S[K] }>(yield* store.renameColumn(meta, column, to))
     })
   }
 
@@ -203,7 +317,7 @@ export class Table<S extends Column.Specs> {
       readonly wait?: boolean
     }
   ): Effect.Effect<InsertResult, WriteFailure, Store> {
-    const load = this.load
+    const load = this.loadForWrite("insert")
     return Effect.gen(function* () {
       const store = yield* Store
       const meta = yield* load
@@ -324,7 +438,7 @@ export class Table<S extends Column.Specs> {
       readonly onProgress?: (progress: Stage.Progress) => Effect.Effect<void>
     }
   ): Effect.Effect<Table<S & { readonly [K in N]: Column.Computed<T> }>, WriteFailure, Store> {
-    const load = this.load
+    const load = this.loadForWrite("addComputedColumn")
     return Effect.gen(function* () {
       const store = yield* Store
       const meta = yield* load
@@ -397,7 +511,7 @@ export class Table<S extends Column.Specs> {
   dropColumn<K extends keyof S & string>(
     name: K
   ): Effect.Effect<Table<Omit<S, K>>, Catalog.CatalogError | StoreError, Store> {
-    const load = this.load
+    const load = this.loadForWrite("dropColumn")
     return Effect.gen(function* () {
       const store = yield* Store
       const meta = yield* load
@@ -434,7 +548,7 @@ export class Table<S extends Column.Specs> {
     const self = this
     return Effect.gen(function* () {
       const store = yield* Store
-      const meta = yield* self.load
+      const meta = yield* self.loadForWrite("update")
       const v = typeof values === "function" ? values(self.c) : values
       const byName = new Map(meta.columns.map((c) => [c.name, c]))
       const assignments: Array<{ column: Catalog.ColumnMeta; node: Expr.Node }> = []
@@ -467,7 +581,7 @@ export class Table<S extends Column.Specs> {
     const self = this
     return Effect.gen(function* () {
       const store = yield* Store
-      const meta = yield* self.load
+      const meta = yield* self.loadForWrite("delete")
       const condition = where === undefined ? undefined : typeof where === "function" ? where(self.c) : where
       const rowids = yield* matchingRowids(store, meta, condition?.node)
       if (rowids.length === 0) return 0
@@ -492,7 +606,7 @@ export class Table<S extends Column.Specs> {
     const self = this
     return Effect.gen(function* () {
       const store = yield* Store
-      const meta = yield* self.load
+      const meta = yield* self.loadForWrite("recompute")
       const targets: Array<Catalog.ColumnMeta> = []
       for (const name of columns) {
         const column = meta.columns.find((c) => c.name === name)
@@ -791,9 +905,23 @@ export const create = <S extends Record<string, Column.Any>>(
     return new Table<S>(table)
   })
 
-/** Opens a table by path. Its schema is not known statically: rows are untyped. */
-export const get = (path: string): Effect.Effect<Table<Dynamic>, Catalog.CatalogError | StoreError, Store> =>
-  Effect.flatMap(Effect.service(Store), (store) => Effect.map(store.getTable(path), (meta) => new Table<Dynamic>(meta)))
+/**
+ * Opens a table by path. With `{ version: N }`, or the path form `"dir/t:N"`,
+ * the handle is a read-only view of the table as it was at version N: that
+ * version's columns (with their names of then) and rows. Its schema is not
+ * known statically: rows are untyped.
+ */
+export const get = (
+  path: string,
+  options?: { readonly version?: number | undefined }
+): Effect.Effect<Table<Dynamic>, Catalog.CatalogError | StoreError, Store> =>
+  Effect.gen(function* () {
+    const store = yield* Store
+    const match = /^(.*):(\d+)$/.exec(path)
+    const base = match === null ? path : match[1]!
+    const version = options?.version ?? (match === null ? undefined : Number(match[2]))
+    return new Table<Dynamic>(yield* store.getTable(base, version))
+  })
 
 /** The paths of the tables in a directory (the root by default), recursively if asked. */
 export const list = (

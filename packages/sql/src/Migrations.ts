@@ -119,8 +119,24 @@ const m0004: Migration = {
   ]
 }
 
+const m0005: Migration = {
+  id: 5,
+  name: "column renames",
+  statements: [
+    // Renames are metadata only; their history lets a handle on an old version use the old names.
+    `CREATE TABLE tessera.renames (
+       table_id bigint NOT NULL REFERENCES tessera.tables (id) ON DELETE CASCADE,
+       column_id integer NOT NULL,
+       version integer NOT NULL,
+       old_name text NOT NULL,
+       new_name text NOT NULL,
+       PRIMARY KEY (table_id, version, column_id)
+     )`
+  ]
+}
+
 /** Every migration this version of Tessera knows, in order. */
-export const all: ReadonlyArray<Migration> = [m0001, m0002, m0003, m0004]
+export const all: ReadonlyArray<Migration> = [m0001, m0002, m0003, m0004, m0005]
 
 /** The schema version this engine writes: the id of its newest migration. */
 export const latest = (migrations: ReadonlyArray<Migration> = all): number =>

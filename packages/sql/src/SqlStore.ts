@@ -107,6 +107,10 @@ interface ColumnRow {
   readonly added_in: number
 }
 
+interface TableDefinition {
+  readonly primaryKey?: ReadonlyArray<number> | undefined
+}
+
 interface DirRow {
   readonly id: number
   readonly parent_id: number | null
@@ -327,29 +331,62 @@ export const make = Effect.gen(function* () {
   // Tables
   // -------------------------------------------------------------------------
 
-  const loadMeta = Effect.fnUntraced(function* (id: number, path: string) {
+  /** A table's catalog entry: current, or as of version `asOf` (columns and names of then). */
+  const loadMeta = Effect.fnUntraced(function* (id: number, path: string, asOf?: number) {
     const tables = yield* run(
       "reading a table",
-      sql<{ kind: Catalog.TableKind; version: number; schema_version: number }>`
-        SELECT kind, version, schema_version FROM tessera.tables WHERE id = ${id}`
+      sql<{ kind: Catalog.TableKind; version: number; schema_version: number; definition: TableDefinition }>`
+        SELECT kind, version, schema_version, definition FROM tessera.tables WHERE id = ${id}`
     )
     if (tables.length === 0) return yield* notFound(path)
+    const t = tables[0]!
+    let schemaVersion = t.schema_version
+    if (asOf !== undefined) {
+      if (!Number.isInteger(asOf) || asOf < 0 || asOf > t.version) {
+        return yield* new Catalog.CatalogError({
+          reason: "NotFound",
+          path,
+          message: `${path} has no version ${asOf} (its versions are 0 to ${t.version})`
+        })
+      }
+      const at = yield* run(
+        "reading a version",
+        sql<{ schema_version: number }>`SELECT schema_version FROM tessera.versions
+          WHERE table_id = ${id} AND version <= ${asOf} ORDER BY version DESC LIMIT 1`
+      )
+      schemaVersion = at[0]?.schema_version ?? 0
+    }
     const columns = yield* run(
       "reading columns",
-      sql<ColumnRow>`SELECT column_id, name, definition, added_in FROM tessera.columns
-        WHERE table_id = ${id} AND dropped_in IS NULL ORDER BY column_id`
+      asOf === undefined
+        ? sql<ColumnRow>`SELECT column_id, name, definition, added_in FROM tessera.columns
+            WHERE table_id = ${id} AND dropped_in IS NULL ORDER BY column_id`
+        : sql<ColumnRow>`SELECT column_id, name, definition, added_in FROM tessera.columns
+            WHERE table_id = ${id} AND added_in <= ${asOf} AND (dropped_in IS NULL OR dropped_in > ${asOf})
+            ORDER BY column_id`
     )
-    const t = tables[0]!
+    // Names as of `asOf`: undo the renames made after it, newest first.
+    const names = new Map(columns.map((c) => [c.column_id, c.name]))
+    if (asOf !== undefined) {
+      const renames = yield* run(
+        "reading renames",
+        sql<{ column_id: number; old_name: string }>`SELECT column_id, old_name FROM tessera.renames
+          WHERE table_id = ${id} AND version > ${asOf} ORDER BY version DESC`
+      )
+      for (const r of renames) if (names.has(r.column_id)) names.set(r.column_id, r.old_name)
+    }
     return {
       id,
       path,
       kind: t.kind,
-      version: t.version,
-      schemaVersion: t.schema_version,
+      version: asOf ?? t.version,
+      schemaVersion,
+      ...(asOf === undefined ? {} : { asOf }),
+      ...(t.definition?.primaryKey === undefined ? {} : { primaryKey: t.definition.primaryKey }),
       columns: columns.map(
         (c): Catalog.ColumnMeta => ({
           id: c.column_id,
-          name: c.name,
+          name: names.get(c.column_id)!,
           type: c.definition.type,
           nullable: c.definition.nullable,
           addedIn: c.added_in,
@@ -380,11 +417,11 @@ export const make = Effect.gen(function* () {
     return { dirId, name, id: rows[0]?.id }
   })
 
-  const getTable: Store.Store["Service"]["getTable"] = (path) =>
+  const getTable: Store.Store["Service"]["getTable"] = (path, version) =>
     Effect.gen(function* () {
       const { id } = yield* findTable(path)
       if (id === undefined) return yield* notFound(path)
-      return yield* loadMeta(id, path)
+      return yield* loadMeta(id, path, version)
     })
 
   const columnDefinition = (column: Store.NewColumn) => ({
@@ -655,6 +692,138 @@ export const make = Effect.gen(function* () {
       )
     ).pipe(Effect.tap(() => notify({ kind: "schema", table: table.id })))
 
+  const history: Store.Store["Service"]["history"] = (table, limit) =>
+    run(
+      `reading the history of ${table.path}`,
+      sql<{
+        version: number
+        schema_version: number
+        created_at: Date
+        change_type: "data" | "schema"
+        inserted: bigint
+        updated: bigint
+        deleted: bigint
+        errors: bigint
+        schema_change: string | null
+      }>`SELECT version, schema_version, created_at, change_type, inserted, updated, deleted, errors, schema_change
+        FROM tessera.versions WHERE table_id = ${table.id}
+        ORDER BY version DESC ${limit === undefined ? sql.literal("") : sql`LIMIT ${limit}`}`
+    ).pipe(
+      Effect.map((rows) =>
+        rows.map(
+          (r): Store.VersionInfo => ({
+            version: r.version,
+            schemaVersion: r.schema_version,
+            createdAt: r.created_at,
+            changeType: r.change_type,
+            inserted: Number(r.inserted),
+            updated: Number(r.updated),
+            deleted: Number(r.deleted),
+            errors: Number(r.errors),
+            schemaChange: r.schema_change
+          })
+        )
+      )
+    )
+
+  const renameColumn: Store.Store["Service"]["renameColumn"] = (table, column, name) =>
+    run(
+      `renaming column ${column.name} of ${table.path}`,
+      sql.withTransaction(
+        Effect.gen(function* () {
+          const bumped = yield* sql<{ version: number; schema_version: number }>`
+            UPDATE tessera.tables SET version = version + 1, schema_version = schema_version + 1
+            WHERE id = ${table.id} RETURNING version, schema_version`
+          const { version, schema_version } = bumped[0]!
+          yield* sql`UPDATE tessera.columns SET name = ${name} WHERE table_id = ${table.id} AND column_id = ${column.id}`
+          yield* sql`INSERT INTO tessera.renames (table_id, column_id, version, old_name, new_name)
+            VALUES (${table.id}, ${column.id}, ${version}, ${column.name}, ${name})`
+          yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
+            VALUES (${table.id}, ${version}, ${schema_version}, 'schema', ${`Renamed: ${column.name} -> ${name}`})`
+        })
+      )
+    ).pipe(
+      Effect.flatMap(() => loadMeta(table.id, table.path)),
+      Effect.tap((meta) => notify({ kind: "schema", table: meta.id }))
+    )
+
+  /**
+   * Undoes the latest version: rows it inserted are removed, rows it ended
+   * are live again, a column it added is removed, one it dropped or renamed
+   * is restored; then the version itself is forgotten.
+   */
+  const revert: Store.Store["Service"]["revert"] = (table) =>
+    sql
+      .withTransaction(
+        Effect.gen(function* () {
+          const current = yield* run(
+            "reverting",
+            sql<{ version: number }>`SELECT version FROM tessera.tables WHERE id = ${table.id} FOR UPDATE`
+          )
+          const version = current[0]?.version
+          if (version === undefined) return yield* notFound(table.path)
+          if (version === 0) {
+            return yield* new Catalog.CatalogError({
+              reason: "InvalidDefinition",
+              path: table.path,
+              message: `cannot revert ${table.path}: it is at version 0, there is nothing to undo`
+            })
+          }
+          yield* run(
+            "reverting",
+            Effect.gen(function* () {
+              yield* unsafe(`DELETE FROM ${tableName(table.id)} WHERE v_min = ${version}`)
+              yield* unsafe(`UPDATE ${tableName(table.id)} SET v_max = ${LIVE} WHERE v_max = ${version}`)
+              const added = yield* sql<ColumnRow>`SELECT column_id, name, definition, added_in FROM tessera.columns
+                WHERE table_id = ${table.id} AND added_in = ${version}`
+              for (const c of added) {
+                const column = {
+                  name: c.name,
+                  type: c.definition.type,
+                  nullable: c.definition.nullable,
+                  computed: c.definition.computed as Catalog.Computed | undefined
+                }
+                const names = physicalColumns(c.column_id, column).map((d) => d.split(" ")[0]!)
+                if (names.length > 0) {
+                  yield* unsafe(
+                    `ALTER TABLE ${tableName(table.id)} ${names.map((n) => `DROP COLUMN IF EXISTS ${n}`).join(", ")}`
+                  )
+                }
+                yield* sql`DELETE FROM tessera.columns WHERE table_id = ${table.id} AND column_id = ${c.column_id}`
+              }
+              const dropped = yield* sql<ColumnRow>`UPDATE tessera.columns SET dropped_in = NULL
+                WHERE table_id = ${table.id} AND dropped_in = ${version}
+                RETURNING column_id, name, definition, added_in`
+              for (const c of dropped) {
+                if (c.definition.computed?.stored) {
+                  yield* unsafe(
+                    `CREATE INDEX IF NOT EXISTS t_${table.id}_pending_${c.column_id} ON ${tableName(table.id)} (rowid)
+                     WHERE s_${c.column_id} = 0 AND v_max = ${LIVE}`
+                  )
+                }
+              }
+              const renamed = yield* sql<{ column_id: number; old_name: string }>`
+                DELETE FROM tessera.renames WHERE table_id = ${table.id} AND version = ${version}
+                RETURNING column_id, old_name`
+              for (const r of renamed) {
+                yield* sql`UPDATE tessera.columns SET name = ${r.old_name}
+                  WHERE table_id = ${table.id} AND column_id = ${r.column_id}`
+              }
+              yield* sql`DELETE FROM tessera.versions WHERE table_id = ${table.id} AND version = ${version}`
+              yield* sql`UPDATE tessera.tables SET version = ${version - 1},
+                schema_version = coalesce((SELECT schema_version FROM tessera.versions
+                  WHERE table_id = ${table.id} AND version = ${version - 1}), 0)
+                WHERE id = ${table.id}`
+            })
+          )
+          return yield* loadMeta(table.id, table.path)
+        })
+      )
+      .pipe(
+        Effect.catchTag("SqlError", (e) => Effect.fail(storeError(`reverting ${table.path}`)(e))),
+        Effect.tap((meta) => notify({ kind: "schema", table: meta.id }))
+      )
+
   const bumpVersion: Store.Store["Service"]["bumpVersion"] = (table, change) =>
     run(
       "recording a version",
@@ -681,6 +850,12 @@ export const make = Effect.gen(function* () {
   // -------------------------------------------------------------------------
   // Rows
   // -------------------------------------------------------------------------
+
+  /** The rows a handle sees: the live ones, or those of its version. */
+  const visible = (table: Catalog.TableMeta): Statement.Fragment =>
+    table.asOf === undefined
+      ? sql.literal(`v_max = ${LIVE}`)
+      : sql.literal(`v_min <= ${table.asOf} AND v_max > ${table.asOf}`)
 
   const compileContext = (table: Catalog.TableMeta): CompileContext => {
     const types = Catalog.columnTypes(table)
@@ -724,7 +899,7 @@ export const make = Effect.gen(function* () {
         sql`${sql(`c_${id}`)} AS ${sql(`$cell${id}`)}, ${sql(`s_${id}`)} AS ${sql(`$s${id}`)}, ${sql(`et_${id}`)} AS ${sql(`$et${id}`)}, ${sql(`em_${id}`)} AS ${sql(`$em${id}`)}, ${sql(`ea_${id}`)} AS ${sql(`$ea${id}`)}`
       )
     }
-    const conditions: Array<Statement.Fragment> = [sql`v_max = ${sql.literal(String(LIVE))}`]
+    const conditions: Array<Statement.Fragment> = [visible(table)]
     for (const node of spec.where) conditions.push(sql`(${compileOrDie(table, node)}) IS TRUE`)
     if (spec.rowids !== undefined) conditions.push(sql`rowid = ANY(${`{${spec.rowids.join(",")}}`}::int8[])`)
     if (page !== undefined) conditions.push(sql`rowid > ${page.after}`)
@@ -782,7 +957,7 @@ export const make = Effect.gen(function* () {
   }
 
   const count: Store.Store["Service"]["count"] = (table, where) => {
-    const conditions: Array<Statement.Fragment> = [sql`v_max = ${sql.literal(String(LIVE))}`]
+    const conditions: Array<Statement.Fragment> = [visible(table)]
     for (const node of where) conditions.push(sql`(${compileOrDie(table, node)}) IS TRUE`)
     return run(
       `counting ${table.path}`,
@@ -1105,7 +1280,7 @@ export const make = Effect.gen(function* () {
       })
       const rows = yield* run(
         `counting cells of ${table.path}`,
-        unsafe(`SELECT ${selects.join(", ")} FROM ${tableName(table.id)} WHERE v_max = ${LIVE}`)
+        sql`SELECT ${sql.literal(selects.join(", "))} FROM ${sql.literal(tableName(table.id))} WHERE ${visible(table)}`
       )
       const row = rows[0] ?? {}
       return columns.map((c): Store.CellCounts => {
@@ -1143,6 +1318,9 @@ export const make = Effect.gen(function* () {
     moveTable,
     addColumn,
     dropColumn,
+    renameColumn,
+    history,
+    revert,
     removeColumn,
     bumpVersion,
     recordErrors,

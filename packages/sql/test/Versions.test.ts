@@ -1,0 +1,198 @@
+import { assert } from "@effect/vitest"
+import { Column, Table } from "@tessera/core"
+import { Effect } from "effect"
+import { Harness } from "../src/testing/index.ts"
+
+const sorted = <A extends Record<string, unknown>>(rows: ReadonlyArray<A>, key: keyof A) =>
+  [...rows].sort((a, b) => ((a[key] as number) ?? 0) - ((b[key] as number) ?? 0))
+
+Harness.forEachBackend("Versions and time travel", (test) => {
+  test("revert undoes the latest version, down to version 0, then fails clearly", () =>
+    Effect.gen(function* () {
+      const t = yield* Table.create("rev", { x: Column.Int })
+      assert.strictEqual((yield* t.load).version, 0)
+      assert.strictEqual((yield* t.insert([{ x: 1 }, { x: 2 }])).version, 1)
+      assert.strictEqual((yield* t.insert([{ x: 3 }])).version, 2)
+      const v1 = yield* t.revert()
+      assert.strictEqual((yield* v1.load).version, 1)
+      assert.deepStrictEqual(yield* t.collect(), [{ x: 1 }, { x: 2 }])
+      assert.strictEqual((yield* t.insert([{ x: 4 }])).version, 2)
+      assert.deepStrictEqual(yield* t.collect(), [{ x: 1 }, { x: 2 }, { x: 4 }])
+      yield* t.revert()
+      const v0 = yield* t.revert()
+      assert.strictEqual((yield* v0.load).version, 0)
+      assert.deepStrictEqual(yield* t.collect(), [])
+      const error = yield* Effect.flip(t.revert())
+      assert.propertyVal(error, "_tag", "CatalogError")
+      assert.include(error.message, "version 0")
+      assert.deepStrictEqual(
+        (yield* t.history()).map((v) => [v.version, v.changeType, v.schemaChange]),
+        [[0, "schema", "Initial Version"]]
+      )
+    }))
+
+  test("revert restores updated and deleted rows, and undoes schema changes", () =>
+    Effect.gen(function* () {
+      const t = yield* Table.create("rev2", { x: Column.Int, s: Column.String })
+      yield* t.insert([
+        { x: 1, s: "a" },
+        { x: 2, s: "b" }
+      ])
+      yield* t.update({ s: "z" }, (c) => c.x.eq(1))
+      yield* t.revert()
+      assert.deepStrictEqual(yield* t.orderBy("x").collect(), [
+        { x: 1, s: "a" },
+        { x: 2, s: "b" }
+      ])
+      yield* t.delete((c) => c.x.eq(2))
+      assert.strictEqual(yield* t.count(), 1)
+      yield* t.revert()
+      assert.strictEqual(yield* t.count(), 2)
+      const t2 = yield* t.addComputedColumn("y", t.c.x.times(10))
+      yield* t2.revert()
+      assert.deepStrictEqual(
+        (yield* t.describe()).map((c) => c.name),
+        ["x", "s"]
+      )
+      yield* t.dropColumn("s")
+      yield* t.revert()
+      const renamed = yield* t.renameColumn("s", "label")
+      assert.deepStrictEqual(
+        (yield* renamed.describe()).map((c) => c.name),
+        ["x", "label"]
+      )
+      yield* renamed.revert()
+      assert.deepStrictEqual(yield* t.orderBy("x").collect(), [
+        { x: 1, s: "a" },
+        { x: 2, s: "b" }
+      ])
+    }))
+
+  test("handles on every version show exactly that version's columns and rows", () =>
+    Effect.gen(function* () {
+      const t = yield* Table.create("tt", { c1: Column.Int })
+      yield* t.insert([{ c1: 1 }])
+      yield* t.insert([{ c1: 2 }])
+      const t3 = yield* t.addColumn("c2", Column.nullable(Column.Int))
+      yield* t3.insert(Array.from({ length: 7 }, (_, i) => ({ c1: 10 + i, c2: i })))
+      const t5 = yield* t3.dropColumn("c1")
+      const t6 = yield* t5.renameColumn("c2", "balloon")
+      yield* t6.insert(Array.from({ length: 10 }, (_, i) => ({ balloon: 100 + i })))
+
+      const expected: Array<{ columns: Array<string>; rows: Array<Record<string, unknown>> }> = [
+        { columns: ["c1"], rows: [] },
+        { columns: ["c1"], rows: [{ c1: 1 }] },
+        { columns: ["c1"], rows: [{ c1: 1 }, { c1: 2 }] },
+        {
+          columns: ["c1", "c2"],
+          rows: [
+            { c1: 1, c2: null },
+            { c1: 2, c2: null }
+          ]
+        },
+        {
+          columns: ["c1", "c2"],
+          rows: [
+            { c1: 1, c2: null },
+            { c1: 2, c2: null },
+            ...Array.from({ length: 7 }, (_, i) => ({ c1: 10 + i, c2: i }))
+          ]
+        },
+        { columns: ["c2"], rows: [{ c2: null }, { c2: null }, ...Array.from({ length: 7 }, (_, i) => ({ c2: i }))] },
+        {
+          columns: ["balloon"],
+          rows: [{ balloon: null }, { balloon: null }, ...Array.from({ length: 7 }, (_, i) => ({ balloon: i }))]
+        },
+        {
+          columns: ["balloon"],
+          rows: [
+            { balloon: null },
+            { balloon: null },
+            ...Array.from({ length: 7 }, (_, i) => ({ balloon: i })),
+            ...Array.from({ length: 10 }, (_, i) => ({ balloon: 100 + i }))
+          ]
+        }
+      ]
+      for (const [version, want] of expected.entries()) {
+        const handle = version % 2 === 0 ? yield* Table.get("tt", { version }) : yield* Table.get(`tt:${version}`)
+        assert.strictEqual(handle.asOf, version)
+        assert.deepStrictEqual(
+          (yield* handle.describe()).map((c) => c.name),
+          want.columns,
+          `columns at version ${version}`
+        )
+        assert.deepStrictEqual(yield* handle.collect(), want.rows, `rows at version ${version}`)
+        assert.strictEqual(yield* handle.count(), want.rows.length)
+      }
+      const history = yield* t.history()
+      assert.deepStrictEqual(
+        history.map((v) => [v.version, v.changeType, v.inserted, v.schemaChange]),
+        [
+          [7, "data", 10, null],
+          [6, "schema", 0, "Renamed: c2 -> balloon"],
+          [5, "schema", 0, "Dropped: c1"],
+          [4, "data", 7, null],
+          [3, "schema", 0, "Added: c2"],
+          [2, "data", 1, null],
+          [1, "data", 1, null],
+          [0, "schema", 0, "Initial Version"]
+        ]
+      )
+      assert.deepStrictEqual(
+        (yield* t.history(2)).map((v) => v.version),
+        [7, 6]
+      )
+      const old = yield* Table.get("tt:4")
+      assert.deepStrictEqual(
+        (yield* old.history()).map((v) => v.version),
+        [4, 3, 2, 1, 0]
+      )
+      const missing = yield* Effect.flip(Table.get("tt", { version: 8 }))
+      assert.include(missing.message, "no version 8")
+    }))
+
+  test("a handle on a past version is read-only, and says so", () =>
+    Effect.gen(function* () {
+      const t = yield* Table.create("ro", { x: Column.Int })
+      yield* t.insert([{ x: 1 }])
+      const past = yield* Table.get("ro:1")
+      const attempts = [
+        ["insert", past.insert([{ x: 2 }])],
+        ["update", past.update({ x: 3 })],
+        ["delete", past.delete()],
+        ["addComputedColumn", past.addComputedColumn("y", past.c.x)],
+        ["addColumn", past.addColumn("z", Column.nullable(Column.Int))],
+        ["dropColumn", past.dropColumn("x")],
+        ["renameColumn", past.renameColumn("x", "w")],
+        ["revert", past.revert()]
+      ] as const
+      for (const [operation, attempt] of attempts) {
+        const error = yield* Effect.flip(
+          attempt as unknown as Effect.Effect<unknown, { readonly message: string; readonly reason?: string }, never>
+        )
+        assert.propertyVal(error, "reason", "ReadOnly")
+        assert.include(error.message, `cannot ${operation} ro:1`)
+      }
+      assert.deepStrictEqual(yield* past.collect(), [{ x: 1 }])
+    }))
+
+  test("schema evolution: non-null columns only on empty tables; renames keep computed columns working", () =>
+    Effect.gen(function* () {
+      const t = yield* Table.create("evo", { a: Column.Int })
+      const empty = yield* t.addColumn("b", Column.Int)
+      yield* empty.insert([{ a: 1, b: 2 }])
+      const error = yield* Effect.flip(empty.addColumn("c", Column.String))
+      assert.include(error.message, "non-nullable")
+      assert.include(error.message, "1 rows")
+      const withSum = yield* empty.addComputedColumn("sum", empty.c.a.plus(empty.c.b))
+      const renamed = yield* withSum.renameColumn("a", "first")
+      yield* renamed.insert([{ first: 10, b: 5 }])
+      assert.deepStrictEqual(sorted(yield* renamed.collect(), "b"), [
+        { first: 1, b: 2, sum: 3 },
+        { first: 10, b: 5, sum: 15 }
+      ])
+      const blocked = yield* Effect.flip(renamed.dropColumn("b"))
+      assert.propertyVal(blocked, "reason", "HasDependents")
+      assert.include(blocked.message, "sum")
+    }))
+})
