@@ -135,8 +135,28 @@ const m0005: Migration = {
   ]
 }
 
+const m0006: Migration = {
+  id: 6,
+  name: "cell claims on older tables",
+  statements: [
+    // Tables made before cells could be claimed get their claim columns.
+    `DO $$
+     DECLARE c record;
+     BEGIN
+       FOR c IN
+         SELECT table_id, column_id FROM tessera.columns
+         WHERE (definition -> 'computed' ->> 'stored')::boolean
+       LOOP
+         IF to_regclass(format('tessera_data.t_%s', c.table_id)) IS NOT NULL THEN
+           EXECUTE format('ALTER TABLE tessera_data.t_%s ADD COLUMN IF NOT EXISTS l_%s int4', c.table_id, c.column_id);
+         END IF;
+       END LOOP;
+     END $$`
+  ]
+}
+
 /** Every migration this version of Tessera knows, in order. */
-export const all: ReadonlyArray<Migration> = [m0001, m0002, m0003, m0004, m0005]
+export const all: ReadonlyArray<Migration> = [m0001, m0002, m0003, m0004, m0005, m0006]
 
 /** The schema version this engine writes: the id of its newest migration. */
 export const latest = (migrations: ReadonlyArray<Migration> = all): number =>

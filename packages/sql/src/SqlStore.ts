@@ -83,10 +83,17 @@ const arrayValue = (type: ColumnType.ColumnType, value: unknown): unknown => {
 const tableName = (id: number) => `tessera_data.t_${id}`
 const valueCol = (id: number) => `c_${id}`
 
+/** The database's own words for a failure (the driver's message is generic). */
+export const sqlMessage = (cause: SqlError.SqlError): string => {
+  const inner = (cause.reason as { readonly cause?: unknown }).cause
+  const detail = inner instanceof Error ? inner.message : undefined
+  return detail !== undefined && detail !== cause.message ? `${cause.message}: ${detail}` : cause.message
+}
+
 const storeError =
   (what: string) =>
   (cause: SqlError.SqlError): Store.StoreError =>
-    new Store.StoreError({ message: `${what}: ${cause.message}`, cause })
+    new Store.StoreError({ message: `${what}: ${sqlMessage(cause)}`, cause })
 
 const notFound = (path: string, what = "table") =>
   new Catalog.CatalogError({ reason: "NotFound", path, message: `${what} ${JSON.stringify(path)} does not exist` })
