@@ -119,7 +119,11 @@ export class Store extends Context.Service<
     readonly createTable: (
       path: string,
       columns: ReadonlyArray<NewColumn>,
-      options: { readonly ifExists: IfExists }
+      options: {
+        readonly ifExists: IfExists
+        /** Names of the primary key's columns: unique among live rows. */
+        readonly primaryKey?: ReadonlyArray<string> | undefined
+      }
     ) => Effect.Effect<
       { readonly table: Catalog.TableMeta; readonly created: boolean },
       Catalog.CatalogError | StoreError

@@ -377,6 +377,7 @@ export class Table<S extends Column.Specs> {
         work.push({ values, errors: new Map() })
       }
 
+      if (meta.primaryKey !== undefined) yield* checkNewKeys(store, meta, work)
       const { inEngine: computedColumns, inStore } = splitComputed(store, meta)
       const wait = options?.wait !== false
       const cells = wait
@@ -523,6 +524,13 @@ export class Table<S extends Column.Specs> {
           message: `${meta.path} has no column ${JSON.stringify(name)}`
         })
       }
+      if (meta.primaryKey?.includes(column.id)) {
+        return yield* new Catalog.CatalogError({
+          reason: "HasDependents",
+          path: meta.path,
+          message: `cannot drop ${name} of ${meta.path}: it is part of the primary key`
+        })
+      }
       const dependents = meta.columns.filter((c) => c.id !== column.id && Catalog.dependencies(c).has(column.id))
       if (dependents.length > 0) {
         return yield* new Catalog.CatalogError({
@@ -571,9 +579,123 @@ export class Table<S extends Column.Specs> {
       }
       const recompute =
         options?.cascade === false ? [] : Catalog.dependents(meta, new Set(assignments.map((a) => a.column.id)))
+      const keyColumn = assignments.find((a) => meta.primaryKey?.includes(a.column.id))
+      if (keyColumn !== undefined) {
+        return yield* new ValidationError({
+          table: meta.path,
+          operation: "update",
+          row: -1,
+          column: keyColumn.column.name,
+          message: `${keyColumn.column.name} is part of the primary key of ${meta.path} and cannot be updated`
+        })
+      }
       const condition = where === undefined ? undefined : typeof where === "function" ? where(self.c) : where
-      return yield* rewrite(store, meta, condition?.node, assignments, recompute, undefined)
+      const rowids = yield* matchingRowids(store, meta, condition?.node)
+      return yield* rewrite(store, meta, rowids, () => assignments, recompute)
     })
+  }
+
+  /**
+   * Updates rows by primary key: each row gives the key and the values to set.
+   * A key that has no live row is an error (`ifNotExists: "error"`, the
+   * default), skipped (`"ignore"`) or inserted (`"insert"`, an upsert).
+   * Dependent computed columns are recomputed.
+   */
+  batchUpdate(
+    rows: ReadonlyArray<Partial<Column.InsertRow<S>>>,
+    options?: { readonly ifNotExists?: "error" | "ignore" | "insert"; readonly cascade?: boolean }
+  ): Effect.Effect<UpdateResult & { readonly inserted: number }, WriteFailure, Store> {
+    const self = this
+    return Effect.gen(function* () {
+      const store = yield* Store
+      const meta = yield* self.loadForWrite("batchUpdate")
+      if (meta.primaryKey === undefined) {
+        return yield* new Catalog.CatalogError({
+          reason: "InvalidDefinition",
+          path: meta.path,
+          message: `${meta.path} has no primary key: batchUpdate and upsert need one`
+        })
+      }
+      const keyColumns = meta.primaryKey.map((id) => meta.columns.find((c) => c.id === id)!)
+      const byName = new Map(meta.columns.map((c) => [c.name, c]))
+      const input = rows as ReadonlyArray<Record<string, unknown>>
+      const keyOf = (row: Record<string, unknown>) => JSON.stringify(keyColumns.map((c) => row[c.name] ?? null))
+      for (const [index, row] of input.entries()) {
+        for (const c of keyColumns) {
+          if (row[c.name] === undefined) {
+            return yield* new ValidationError({
+              table: meta.path,
+              operation: "update",
+              row: index,
+              column: c.name,
+              message: `row ${index}: the primary key column ${c.name} is required to update by key`
+            })
+          }
+        }
+        for (const name of Object.keys(row)) {
+          const column = byName.get(name)
+          if (column === undefined || column.computed !== undefined) {
+            return yield* new ValidationError({
+              table: meta.path,
+              operation: "update",
+              row: index,
+              column: name,
+              message: `row ${index}: ${name} is not a data column of ${meta.path}`
+            })
+          }
+        }
+      }
+      const existing = yield* rowidsByKey(store, meta, keyColumns, input)
+      const toUpdate = new Map<number, Record<string, unknown>>()
+      const missing: Array<Record<string, unknown>> = []
+      for (const [index, row] of input.entries()) {
+        const rowid = existing.get(keyOf(row))
+        if (rowid !== undefined) toUpdate.set(rowid, row)
+        else if ((options?.ifNotExists ?? "error") === "error") {
+          return yield* new ValidationError({
+            table: meta.path,
+            operation: "update",
+            row: index,
+            column: keyColumns.map((c) => c.name).join(","),
+            message: `row ${index}: no row of ${meta.path} has the key ${keyOf(row)} (use ifNotExists: "insert" or "ignore")`
+          })
+        } else missing.push(row)
+      }
+      const isKey = (name: string) => keyColumns.some((c) => c.name === name)
+      const changed = new Set<number>()
+      for (const row of toUpdate.values()) {
+        for (const name of Object.keys(row)) if (!isKey(name)) changed.add(byName.get(name)!.id)
+      }
+      const recompute = options?.cascade === false ? [] : Catalog.dependents(meta, changed)
+      const updated = yield* rewrite(
+        store,
+        meta,
+        [...toUpdate.keys()],
+        (rowid) =>
+          Object.entries(toUpdate.get(rowid)!)
+            .filter(([name]) => !isKey(name))
+            .map(([name, value]) => ({
+              column: byName.get(name)!,
+              node: Expr.lit(value ?? null, byName.get(name)!.type).node
+            })),
+        recompute
+      )
+      let inserted = 0
+      let version = updated.version
+      if (missing.length > 0 && options?.ifNotExists === "insert") {
+        const result = yield* self.insert(missing as unknown as ReadonlyArray<Column.InsertRow<S>>)
+        inserted = result.inserted
+        version = result.version
+      }
+      return { ...updated, inserted, version }
+    })
+  }
+
+  /** Inserts rows whose key is new and updates those whose key exists (`batchUpdate` with `ifNotExists: "insert"`). */
+  upsert(
+    rows: ReadonlyArray<Column.InsertRow<S>>
+  ): Effect.Effect<UpdateResult & { readonly inserted: number }, WriteFailure, Store> {
+    return this.batchUpdate(rows as unknown as ReadonlyArray<Partial<Column.InsertRow<S>>>, { ifNotExists: "insert" })
   }
 
   /** Deletes the rows matching `where` (every row without it); returns how many. */
@@ -635,7 +757,7 @@ export class Table<S extends Column.Specs> {
         condition =
           condition === undefined ? failedAny : { _tag: "Binary", op: "and", left: condition, right: failedAny }
       }
-      return yield* rewrite(store, meta, condition, [], all, undefined)
+      return yield* rewrite(store, meta, yield* matchingRowids(store, meta, condition), () => [], all)
     })
   }
 }
@@ -708,6 +830,85 @@ const matchingRowids = Effect.fnUntraced(function* (
   return rows.filter((_, i) => cells[i]!.state === "done" && cells[i]!.value === true).map((r) => r.$rowid as number)
 })
 
+/** Live row ids by key (the JSON of the key values), for the keys of `rows`. */
+const rowidsByKey = Effect.fnUntraced(function* (
+  store: Store["Service"],
+  meta: Catalog.TableMeta,
+  keyColumns: ReadonlyArray<Catalog.ColumnMeta>,
+  rows: ReadonlyArray<Record<string, unknown> | ReadonlyMap<number, unknown>>
+) {
+  const valueOf = (row: Record<string, unknown> | ReadonlyMap<number, unknown>, c: Catalog.ColumnMeta) =>
+    row instanceof Map ? row.get(c.id) : (row as Record<string, unknown>)[c.name]
+  const out = new Map<string, number>()
+  const CHUNK = 500
+  for (let start = 0; start < rows.length; start += CHUNK) {
+    const chunk = rows.slice(start, start + CHUNK)
+    const condition = Expr.or(
+      ...chunk.map((row) =>
+        Expr.and(
+          ...keyColumns.map(
+            (c) =>
+              new Expr.Expr<boolean | null>(
+                { _tag: "Binary", op: "=", left: columnNode(c), right: Expr.lit(valueOf(row, c) ?? null, c.type).node },
+                ColumnType.Bool
+              )
+          )
+        )
+      )
+    )
+    const found = yield* store.scanAll(meta, {
+      where: [condition.node],
+      outputs: keyColumns.map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
+      orderBy: [],
+      withRowid: true
+    })
+    for (const r of found) out.set(JSON.stringify(keyColumns.map((c) => r[`$c${c.id}`] ?? null)), r.$rowid as number)
+  }
+  return out
+})
+
+/** Refuses an insert whose primary keys repeat within it or match a live row. */
+const checkNewKeys = Effect.fnUntraced(function* (
+  store: Store["Service"],
+  meta: Catalog.TableMeta,
+  work: ReadonlyArray<Compute.WorkRow>
+) {
+  const keyColumns = meta.primaryKey!.map((id) => meta.columns.find((c) => c.id === id)!)
+  const names = keyColumns.map((c) => c.name).join(",")
+  const keyOf = (row: Compute.WorkRow) => JSON.stringify(keyColumns.map((c) => row.values.get(c.id) ?? null))
+  const seen = new Map<string, number>()
+  for (const [index, row] of work.entries()) {
+    const key = keyOf(row)
+    const first = seen.get(key)
+    if (first !== undefined) {
+      return yield* new ValidationError({
+        table: meta.path,
+        operation: "insert",
+        row: index,
+        column: names,
+        message: `row ${index}: duplicate primary key ${key} (also in row ${first}); nothing was inserted`
+      })
+    }
+    seen.set(key, index)
+  }
+  const existing = yield* rowidsByKey(
+    store,
+    meta,
+    keyColumns,
+    work.map((w) => w.values)
+  )
+  if (existing.size > 0) {
+    const index = work.findIndex((w) => existing.has(keyOf(w)))
+    return yield* new ValidationError({
+      table: meta.path,
+      operation: "insert",
+      row: index,
+      column: names,
+      message: `row ${index}: a row with primary key ${keyOf(work[index]!)} already exists in ${meta.path}; nothing was inserted (use upsert to update it)`
+    })
+  }
+})
+
 /**
  * Works through a new column's pending cells with this process's worker (the
  * supervisor's, or one registered for the call), then waits for cells other
@@ -756,15 +957,16 @@ const backfill = Effect.fnUntraced(function* (
  * Rewrites the live rows matching `condition` as a new version: applies the
  * assignments, recomputes `recompute`, keeps every other cell as it was.
  */
+type Assignments = ReadonlyArray<{ readonly column: Catalog.ColumnMeta; readonly node: Expr.Node }>
+
 const rewrite = Effect.fnUntraced(function* (
   store: Store["Service"],
   meta: Catalog.TableMeta,
-  condition: Expr.Node | undefined,
-  assignments: ReadonlyArray<{ readonly column: Catalog.ColumnMeta; readonly node: Expr.Node }>,
-  recompute: ReadonlyArray<Catalog.ColumnMeta>,
-  _reserved: undefined
+  target: ReadonlyArray<number>,
+  assignmentsOf: (rowid: number) => Assignments,
+  recompute: ReadonlyArray<Catalog.ColumnMeta>
 ) {
-  const rowids = new Set(yield* matchingRowids(store, meta, condition))
+  const rowids = new Set(target)
   const stored = meta.columns.filter((c) => c.computed === undefined || c.computed.stored)
   const storedComputed = stored.filter((c) => c.computed !== undefined).map((c) => c.id)
   const types = Catalog.columnTypes(meta)
@@ -785,7 +987,7 @@ const rewrite = Effect.fnUntraced(function* (
     const work = raws.map((r) => Stage.workRow(meta, r))
     for (const [i, row] of work.entries()) {
       const before = new Map(row.values)
-      for (const a of assignments) {
+      for (const a of assignmentsOf(raws[i]!.$rowid as number)) {
         const env: Evaluate.Env = {
           column: (id) => before.get(id) ?? null,
           error: () => null,
@@ -869,15 +1071,17 @@ const rewrite = Effect.fnUntraced(function* (
 // Catalog operations
 // ---------------------------------------------------------------------------
 
-export interface CreateOptions {
+export interface CreateOptions<K extends string = string> {
   readonly ifExists?: "error" | "ignore" | "replace" | undefined
+  /** The primary key: one column or several; unique among live rows, never null, not updatable. */
+  readonly primaryKey?: K | ReadonlyArray<K> | undefined
 }
 
 /** Creates a table from a schema of data columns. */
 export const create = <S extends Record<string, Column.Any>>(
   path: string,
   schema: S,
-  options?: CreateOptions
+  options?: CreateOptions<keyof S & string>
 ): Effect.Effect<Table<S>, Catalog.CatalogError | StoreError, Store> =>
   Effect.gen(function* () {
     const store = yield* Store
@@ -901,7 +1105,11 @@ export const create = <S extends Record<string, Column.Any>>(
         message: `a table needs at least one column (${path})`
       })
     }
-    const { table } = yield* store.createTable(path, columns, { ifExists: options?.ifExists ?? "error" })
+    const key = options?.primaryKey
+    const { table } = yield* store.createTable(path, columns, {
+      ifExists: options?.ifExists ?? "error",
+      primaryKey: key === undefined ? undefined : typeof key === "string" ? [key] : key
+    })
     return new Table<S>(table)
   })
 

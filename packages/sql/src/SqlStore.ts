@@ -503,10 +503,25 @@ export const make = Effect.gen(function* () {
             }
             seen.add(c.name)
           }
+          const primaryKey: Array<number> = []
+          for (const key of options.primaryKey ?? []) {
+            const index = columns.findIndex((c) => c.name === key)
+            const column = columns[index]
+            if (column === undefined || column.computed !== undefined || column.nullable) {
+              return yield* new Catalog.CatalogError({
+                reason: "InvalidDefinition",
+                path,
+                message: `primary key column ${JSON.stringify(key)} must be a non-nullable data column of ${path}`
+              })
+            }
+            primaryKey.push(index + 1)
+          }
+          const definition: TableDefinition = primaryKey.length > 0 ? { primaryKey } : {}
           const inserted = yield* run(
             "creating a table",
-            sql<{ id: number }>`INSERT INTO tessera.tables (dir_id, name, kind, next_column_id)
-              VALUES (${dirId}, ${name}, 'table', ${columns.length + 1}) RETURNING id::int4 AS id`
+            sql<{ id: number }>`INSERT INTO tessera.tables (dir_id, name, kind, next_column_id, definition)
+              VALUES (${dirId}, ${name}, 'table', ${columns.length + 1}, ${JSON.stringify(definition)}::jsonb)
+              RETURNING id::int4 AS id`
           )
           const id = inserted[0]!.id
           const defs: Array<string> = []
@@ -531,6 +546,12 @@ export const make = Effect.gen(function* () {
                 PRIMARY KEY (rowid, v_min)
               )`)
               yield* unsafe(`ALTER SEQUENCE ${tableName(id)}_rowid_seq OWNED BY ${tableName(id)}.rowid`)
+              if (primaryKey.length > 0) {
+                // Unique among live rows: a deleted key can be used again.
+                yield* unsafe(
+                  `CREATE UNIQUE INDEX t_${id}_pk ON ${tableName(id)} (${primaryKey.map((k) => `c_${k}`).join(", ")}) WHERE v_max = ${LIVE}`
+                )
+              }
               yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
                 VALUES (${id}, 0, 0, 'schema', 'Initial Version')`
             })

@@ -195,4 +195,72 @@ Harness.forEachBackend("Versions and time travel", (test) => {
       assert.propertyVal(blocked, "reason", "HasDependents")
       assert.include(blocked.message, "sum")
     }))
+
+  test("primary keys: a duplicate in a batch writes nothing; upsert updates and inserts; keys reusable after delete", () =>
+    Effect.gen(function* () {
+      const t = yield* Table.create(
+        "films",
+        { title: Column.String, year: Column.Int, score: Column.nullable(Column.Float) },
+        { primaryKey: "title" }
+      )
+      const t2 = yield* t.addComputedColumn("next", t.c.year.plus(1))
+      yield* t2.insert([
+        { title: "Alien", year: 1979 },
+        { title: "Heat", year: 1995 }
+      ])
+      const dup = yield* Effect.flip(
+        t2.insert([
+          { title: "Arrival", year: 2016 },
+          { title: "Gattaca", year: 1997 },
+          { title: "Arrival", year: 2017 }
+        ])
+      )
+      assert.deepInclude(dup, { _tag: "ValidationError", row: 2, column: "title" })
+      assert.include(dup.message, "duplicate primary key")
+      const clash = yield* Effect.flip(
+        t2.insert([
+          { title: "Solaris", year: 1972 },
+          { title: "Heat", year: 2000 }
+        ])
+      )
+      assert.deepInclude(clash, { row: 1 })
+      assert.include(clash.message, "already exists")
+      assert.strictEqual(yield* t2.count(), 2)
+
+      const result = yield* t2.upsert([
+        { title: "Heat", year: 1996, score: 8.3 },
+        { title: "Arrival", year: 2016 }
+      ])
+      assert.strictEqual(result.updated, 1)
+      assert.strictEqual(result.inserted, 1)
+      assert.deepStrictEqual(yield* t2.orderBy("title").collect(), [
+        { title: "Alien", year: 1979, score: null, next: 1980 },
+        { title: "Arrival", year: 2016, score: null, next: 2017 },
+        { title: "Heat", year: 1996, score: 8.3, next: 1997 }
+      ])
+      const missing = yield* Effect.flip(t2.batchUpdate([{ title: "Nope", year: 1 }]))
+      assert.include(missing.message, "no row of films has the key")
+      const ignored = yield* t2.batchUpdate(
+        [
+          { title: "Nope", year: 1 },
+          { title: "Alien", score: 9 }
+        ],
+        {
+          ifNotExists: "ignore"
+        }
+      )
+      assert.strictEqual(ignored.updated, 1)
+      assert.strictEqual(yield* t2.count(), 3)
+
+      const keyUpdate = yield* Effect.flip(t2.update({ title: "Aliens" }))
+      assert.include(keyUpdate.message, "primary key")
+      const keyDrop = yield* Effect.flip(t2.dropColumn("title"))
+      assert.include(keyDrop.message, "primary key")
+
+      yield* t2.delete((c) => c.title.eq("Alien"))
+      yield* t2.insert([{ title: "Alien", year: 1986 }])
+      assert.deepStrictEqual(yield* t2.where((c) => c.title.eq("Alien")).collect(), [
+        { title: "Alien", year: 1986, score: null, next: 1987 }
+      ])
+    }))
 })
