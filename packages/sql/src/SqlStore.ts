@@ -90,6 +90,26 @@ export const sqlMessage = (cause: SqlError.SqlError): string => {
   return detail !== undefined && detail !== cause.message ? `${cause.message}: ${detail}` : cause.message
 }
 
+const isConflict = (error: unknown): boolean => {
+  const reason = (error as { readonly _tag?: unknown; readonly reason?: { readonly _tag?: string } })?.reason
+  return (
+    (error as { readonly _tag?: unknown })?._tag === "SqlError" &&
+    (reason?._tag === "SerializationError" || reason?._tag === "DeadlockError" || reason?._tag === "LockTimeoutError")
+  )
+}
+
+/**
+ * Runs a transaction again when the database aborted it for a conflict with
+ * another one (serialization failure, deadlock, lock timeout): writers that
+ * race end consistent instead of surfacing the conflict.
+ */
+const retryConflicts = <A, E, R>(transaction: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.retry(transaction, {
+    while: isConflict,
+    schedule: Schedule.exponential("20 millis").pipe(Schedule.jittered),
+    times: 8
+  })
+
 const storeError =
   (what: string) =>
   (cause: SqlError.SqlError): Store.StoreError =>
@@ -644,28 +664,30 @@ export const make = Effect.gen(function* () {
   const addColumn: Store.Store["Service"]["addColumn"] = (table, column) =>
     run(
       "adding a column",
-      sql.withTransaction(
-        Effect.gen(function* () {
-          const bumped = yield* sql<{ column_id: number; version: number; schema_version: number }>`
+      retryConflicts(
+        sql.withTransaction(
+          Effect.gen(function* () {
+            const bumped = yield* sql<{ column_id: number; version: number; schema_version: number }>`
             UPDATE tessera.tables
             SET next_column_id = next_column_id + 1, version = version + 1, schema_version = schema_version + 1
             WHERE id = ${table.id}
             RETURNING next_column_id - 1 AS column_id, version, schema_version`
-          const { column_id: id, version, schema_version } = bumped[0]!
-          yield* sql`INSERT INTO tessera.columns (table_id, column_id, name, definition, added_in)
+            const { column_id: id, version, schema_version } = bumped[0]!
+            yield* sql`INSERT INTO tessera.columns (table_id, column_id, name, definition, added_in)
             VALUES (${table.id}, ${id}, ${column.name}, ${JSON.stringify(columnDefinition(column))}::jsonb, ${version})`
-          const defs = physicalColumns(id, column)
-          if (defs.length > 0) {
-            yield* unsafe(`ALTER TABLE ${tableName(table.id)} ${defs.map((d) => `ADD COLUMN ${d}`).join(", ")}`)
-          }
-          if (column.computed?.stored) {
-            yield* unsafe(
-              `CREATE INDEX t_${table.id}_pending_${id} ON ${tableName(table.id)} (rowid) WHERE s_${id} = 0 AND v_max = ${LIVE}`
-            )
-          }
-          yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
+            const defs = physicalColumns(id, column)
+            if (defs.length > 0) {
+              yield* unsafe(`ALTER TABLE ${tableName(table.id)} ${defs.map((d) => `ADD COLUMN ${d}`).join(", ")}`)
+            }
+            if (column.computed?.stored) {
+              yield* unsafe(
+                `CREATE INDEX t_${table.id}_pending_${id} ON ${tableName(table.id)} (rowid) WHERE s_${id} = 0 AND v_max = ${LIVE}`
+              )
+            }
+            yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
             VALUES (${table.id}, ${version}, ${schema_version}, 'schema', ${`Added: ${column.name}`})`
-        })
+          })
+        )
       )
     ).pipe(
       Effect.flatMap(() => loadMeta(table.id, table.path)),
@@ -675,21 +697,23 @@ export const make = Effect.gen(function* () {
   const dropColumn: Store.Store["Service"]["dropColumn"] = (table, column) =>
     run(
       `dropping column ${column.name} of ${table.path}`,
-      sql.withTransaction(
-        Effect.gen(function* () {
-          const bumped = yield* sql<{ version: number; schema_version: number }>`
+      retryConflicts(
+        sql.withTransaction(
+          Effect.gen(function* () {
+            const bumped = yield* sql<{ version: number; schema_version: number }>`
             UPDATE tessera.tables SET version = version + 1, schema_version = schema_version + 1
             WHERE id = ${table.id} RETURNING version, schema_version`
-          const { version, schema_version } = bumped[0]!
-          yield* sql`UPDATE tessera.columns SET dropped_in = ${version}
+            const { version, schema_version } = bumped[0]!
+            yield* sql`UPDATE tessera.columns SET dropped_in = ${version}
             WHERE table_id = ${table.id} AND column_id = ${column.id}`
-          if (column.computed?.stored) {
-            // Nothing will compute the dropped column's cells any more.
-            yield* unsafe(`DROP INDEX IF EXISTS tessera_data.t_${table.id}_pending_${column.id}`)
-          }
-          yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
+            if (column.computed?.stored) {
+              // Nothing will compute the dropped column's cells any more.
+              yield* unsafe(`DROP INDEX IF EXISTS tessera_data.t_${table.id}_pending_${column.id}`)
+            }
+            yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
             VALUES (${table.id}, ${version}, ${schema_version}, 'schema', ${`Dropped: ${column.name}`})`
-        })
+          })
+        )
       )
     ).pipe(
       Effect.flatMap(() => loadMeta(table.id, table.path)),
@@ -699,24 +723,27 @@ export const make = Effect.gen(function* () {
   const removeColumn: Store.Store["Service"]["removeColumn"] = (table, column) =>
     run(
       `removing column ${column.name} of ${table.path}`,
-      sql.withTransaction(
-        Effect.gen(function* () {
-          const defs = column.computed === undefined || column.computed.stored ? physicalColumns(column.id, column) : []
-          if (defs.length > 0) {
-            const names = defs.map((d) => d.split(" ")[0]!)
-            yield* unsafe(
-              `ALTER TABLE ${tableName(table.id)} ${names.map((n) => `DROP COLUMN IF EXISTS ${n}`).join(", ")}`
-            )
-          }
-          yield* sql`DELETE FROM tessera.columns WHERE table_id = ${table.id} AND column_id = ${column.id}`
-          // Roll the version back too when nothing came after the column's version.
-          const latest = yield* sql<{ version: number }>`SELECT version FROM tessera.tables WHERE id = ${table.id}`
-          if (latest[0]?.version === column.addedIn) {
-            yield* sql`DELETE FROM tessera.versions WHERE table_id = ${table.id} AND version = ${column.addedIn}`
-            yield* sql`UPDATE tessera.tables SET version = version - 1, schema_version = schema_version - 1
+      retryConflicts(
+        sql.withTransaction(
+          Effect.gen(function* () {
+            const defs =
+              column.computed === undefined || column.computed.stored ? physicalColumns(column.id, column) : []
+            if (defs.length > 0) {
+              const names = defs.map((d) => d.split(" ")[0]!)
+              yield* unsafe(
+                `ALTER TABLE ${tableName(table.id)} ${names.map((n) => `DROP COLUMN IF EXISTS ${n}`).join(", ")}`
+              )
+            }
+            yield* sql`DELETE FROM tessera.columns WHERE table_id = ${table.id} AND column_id = ${column.id}`
+            // Roll the version back too when nothing came after the column's version.
+            const latest = yield* sql<{ version: number }>`SELECT version FROM tessera.tables WHERE id = ${table.id}`
+            if (latest[0]?.version === column.addedIn) {
+              yield* sql`DELETE FROM tessera.versions WHERE table_id = ${table.id} AND version = ${column.addedIn}`
+              yield* sql`UPDATE tessera.tables SET version = version - 1, schema_version = schema_version - 1
               WHERE id = ${table.id}`
-          }
-        })
+            }
+          })
+        )
       )
     ).pipe(Effect.tap(() => notify({ kind: "schema", table: table.id })))
 
@@ -757,18 +784,20 @@ export const make = Effect.gen(function* () {
   const renameColumn: Store.Store["Service"]["renameColumn"] = (table, column, name) =>
     run(
       `renaming column ${column.name} of ${table.path}`,
-      sql.withTransaction(
-        Effect.gen(function* () {
-          const bumped = yield* sql<{ version: number; schema_version: number }>`
+      retryConflicts(
+        sql.withTransaction(
+          Effect.gen(function* () {
+            const bumped = yield* sql<{ version: number; schema_version: number }>`
             UPDATE tessera.tables SET version = version + 1, schema_version = schema_version + 1
             WHERE id = ${table.id} RETURNING version, schema_version`
-          const { version, schema_version } = bumped[0]!
-          yield* sql`UPDATE tessera.columns SET name = ${name} WHERE table_id = ${table.id} AND column_id = ${column.id}`
-          yield* sql`INSERT INTO tessera.renames (table_id, column_id, version, old_name, new_name)
+            const { version, schema_version } = bumped[0]!
+            yield* sql`UPDATE tessera.columns SET name = ${name} WHERE table_id = ${table.id} AND column_id = ${column.id}`
+            yield* sql`INSERT INTO tessera.renames (table_id, column_id, version, old_name, new_name)
             VALUES (${table.id}, ${column.id}, ${version}, ${column.name}, ${name})`
-          yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
+            yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
             VALUES (${table.id}, ${version}, ${schema_version}, 'schema', ${`Renamed: ${column.name} -> ${name}`})`
-        })
+          })
+        )
       )
     ).pipe(
       Effect.flatMap(() => loadMeta(table.id, table.path)),
@@ -1328,7 +1357,7 @@ export const make = Effect.gen(function* () {
     })
 
   const transaction: Store.Store["Service"]["transaction"] = (effect) =>
-    sql.withTransaction(effect).pipe(
+    retryConflicts(sql.withTransaction(effect)).pipe(
       Effect.catchIf(
         (e): e is SqlError.SqlError => (e as { _tag?: unknown })?._tag === "SqlError",
         (e) => Effect.fail(storeError("transaction")(e))

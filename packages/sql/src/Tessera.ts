@@ -27,6 +27,12 @@ export type Services = StoreServices | Supervisor.Supervisor
 
 type DatabaseLayer<E, R> = Layer.Layer<Database.Database | PgClient.PgClient | SqlClient.SqlClient, E, R>
 
+/** A server database layer (for `layerOn`). */
+export const databaseServer = Database.layerServer
+
+/** An embedded database layer (for `layerOn`). */
+export const databaseEmbedded = Database.layerEmbedded
+
 /** The store on an already provided database, without a supervisor (tests use this). */
 export const layerOn = <E, R>(database: DatabaseLayer<E, R>): Layer.Layer<StoreServices, E, R> =>
   Layer.mergeAll(SqlStore.layer, SqlResultCache.layer()).pipe(Layer.provideMerge(database))
