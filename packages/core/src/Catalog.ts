@@ -57,6 +57,23 @@ export interface TableMeta {
   readonly asOf?: number | undefined
   /** The ids of the primary key's columns, if the table has one. */
   readonly primaryKey?: ReadonlyArray<number> | undefined
+  /** What a view or snapshot is made from. */
+  readonly view?: ViewDefinition | undefined
+}
+
+/**
+ * A view: rows of a base table (or view) matching `filter`, with the columns
+ * `outputs` computes from the base's, kept up to date as the base changes.
+ * A snapshot is the same, taken once at `baseVersion` and never changed.
+ */
+export interface ViewDefinition {
+  readonly base: number
+  readonly filter: ReadonlyArray<Expr.Node>
+  /** The view's own column names (in order) and the base expressions they copy. */
+  readonly outputs: ReadonlyArray<{ readonly name: string; readonly node: Expr.Node }>
+  readonly snapshot: boolean
+  /** The base's version the snapshot was taken at. */
+  readonly baseVersion: number
 }
 
 /** The state of a column as `describe` reports it. */

@@ -50,6 +50,10 @@ export interface ScanSpec {
   readonly rowidOrder?: "asc" | "desc" | undefined
   /** Only these rows. */
   readonly rowids?: ReadonlyArray<number> | undefined
+  /** Only the view rows made from these base rows. */
+  readonly baseRowids?: ReadonlyArray<number> | undefined
+  /** Also return each view row's base row id under `"$baseRowid"`. */
+  readonly withBaseRowid?: boolean | undefined
   /** Also return the full `Cell` of these stored computed columns, under `"$cell<id>"`. */
   readonly cells?: ReadonlyArray<number> | undefined
 }
@@ -123,6 +127,8 @@ export class Store extends Context.Service<
         readonly ifExists: IfExists
         /** Names of the primary key's columns: unique among live rows. */
         readonly primaryKey?: ReadonlyArray<string> | undefined
+        /** Makes a view or a snapshot of another table. */
+        readonly view?: Catalog.ViewDefinition | undefined
       }
     ) => Effect.Effect<
       { readonly table: Catalog.TableMeta; readonly created: boolean },
@@ -135,7 +141,11 @@ export class Store extends Context.Service<
     ) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
     readonly dropTable: (
       path: string,
-      options: { readonly ifNotExists: "error" | "ignore" }
+      options: {
+        readonly ifNotExists: "error" | "ignore"
+        /** Also drop the views and snapshots made from it (else they make the drop fail). */
+        readonly force?: boolean | undefined
+      }
     ) => Effect.Effect<void, Catalog.CatalogError | StoreError>
     readonly moveTable: (from: string, to: string) => Effect.Effect<void, Catalog.CatalogError | StoreError>
     /** Adds a column (physically and in the catalog) as a new schema version. */
@@ -151,6 +161,8 @@ export class Store extends Context.Service<
       table: Catalog.TableMeta,
       column: Catalog.ColumnMeta
     ) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
+    /** The views and snapshots made from a table (directly). */
+    readonly dependentsOf: (table: Catalog.TableMeta) => Effect.Effect<ReadonlyArray<Catalog.TableMeta>, StoreError>
     /** Renames a column (metadata only) as a new schema version. */
     readonly renameColumn: (
       table: Catalog.TableMeta,
@@ -194,7 +206,7 @@ export class Store extends Context.Service<
     readonly count: (table: Catalog.TableMeta, where: ReadonlyArray<Expr.Node>) => Effect.Effect<number, StoreError>
     /**
      * Inserts rows at `version`. `rows[i][j]` is the value of `columns[j]`; for
-     * stored computed columns it is a `Cell`.
+     * stored computed columns it is a `Cell`. Returns the new rows' ids, in order.
      */
     readonly insertRows: (
       table: Catalog.TableMeta,
@@ -206,8 +218,10 @@ export class Store extends Context.Service<
        * statement, from the rows' data columns: their expressions are
        * `pushable`, read only data columns and cannot fail (`Expr.canFail`).
        */
-      computed?: ReadonlyArray<Catalog.ColumnMeta>
-    ) => Effect.Effect<void, StoreError>
+      computed?: ReadonlyArray<Catalog.ColumnMeta>,
+      /** For a view's rows: the base row each one comes from. */
+      baseRowids?: ReadonlyArray<number>
+    ) => Effect.Effect<ReadonlyArray<number>, StoreError>
     /** Writes computed cells of live rows in place (materialisation, not a new version). */
     readonly writeCells: (
       table: Catalog.TableMeta,

@@ -15,6 +15,7 @@ import * as Compute from "./Compute.ts"
 import * as Evaluate from "./Evaluate.ts"
 import * as Expr from "./Expr.ts"
 import * as Query from "./Query.ts"
+import * as ResultCache from "./ResultCache.ts"
 import * as Stage from "./Stage.ts"
 import { type Cell, type NewColumn, Store, type StoreError, type VersionInfo } from "./Store.ts"
 import * as Supervisor from "./Supervisor.ts"
@@ -141,6 +142,15 @@ export class Table<S extends Column.Specs> {
 
   /** The current catalog entry, for an operation that changes the table (refused on a view of the past). */
   private loadForWrite(operation: string): Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError, Store> {
+    if (this.meta.view?.snapshot) {
+      return Effect.fail(
+        new Catalog.CatalogError({
+          reason: "ReadOnly",
+          path: this.path,
+          message: `cannot ${operation} ${this.path}: it is a snapshot, frozen at version ${this.meta.view.baseVersion} of its base`
+        })
+      )
+    }
     if (this.meta.asOf !== undefined) {
       return Effect.fail(
         new Catalog.CatalogError({
@@ -166,11 +176,26 @@ export class Table<S extends Column.Specs> {
   }
 
   /** Undoes the latest version, data or schema; returns the handle at the version before. */
-  revert(): Effect.Effect<Table<Dynamic>, Catalog.CatalogError | StoreError, Store> {
+  revert(): Effect.Effect<Table<Dynamic>, WriteFailure, Store> {
     const load = this.loadForWrite("revert")
     return Effect.gen(function* () {
       const store = yield* Store
-      return new Table<Dynamic>(yield* store.revert(yield* load))
+      const meta = yield* load
+      const dependents = yield* store.dependentsOf(meta)
+      const pinned = dependents.filter((d) => d.view?.snapshot && d.view.baseVersion === meta.version)
+      if (pinned.length > 0) {
+        return yield* new Catalog.CatalogError({
+          reason: "HasDependents",
+          path: meta.path,
+          message: `cannot revert ${meta.path}: the snapshot ${pinned.map((d) => d.path).join(", ")} needs version ${meta.version}`
+        })
+      }
+      const reverted = yield* store.revert(meta)
+      // Views follow their base back.
+      for (const view of dependents) {
+        if (view.view !== undefined && !view.view.snapshot) yield* syncView(store, reverted, view, undefined)
+      }
+      return new Table<Dynamic>(reverted)
     })
   }
 
@@ -321,6 +346,13 @@ export class Table<S extends Column.Specs> {
     return Effect.gen(function* () {
       const store = yield* Store
       const meta = yield* load
+      if (meta.view !== undefined) {
+        return yield* new Catalog.CatalogError({
+          reason: "ReadOnly",
+          path: meta.path,
+          message: `cannot insert into ${meta.path}: it is a ${meta.view.snapshot ? "snapshot" : "view"}, whose rows come from its base`
+        })
+      }
       const dataColumns = meta.columns.filter((c) => c.computed === undefined)
       const byName = new Map(meta.columns.map((c) => [c.name, c]))
       const checks = dataColumns.map((c) => ColumnType.checker(c.type))
@@ -378,43 +410,7 @@ export class Table<S extends Column.Specs> {
       }
 
       if (meta.primaryKey !== undefined) yield* checkNewKeys(store, meta, work)
-      const { inEngine: computedColumns, inStore } = splitComputed(store, meta)
-      const wait = options?.wait !== false
-      const cells = wait
-        ? yield* Compute.computeColumns(meta, computedColumns, work)
-        : new Map(computedColumns.map((c) => [c.id, work.map(() => pendingCell)] as const))
-      const abort = Compute.firstAbort(meta, computedColumns, cells, (i) => i)
-      if (abort !== undefined) return yield* abort
-
-      const stored = [...dataColumns, ...computedColumns]
-      const physical = work.map((row, i) =>
-        stored.map((c) => (c.computed === undefined ? row.values.get(c.id) : cells.get(c.id)![i]))
-      )
-      let errors = 0
-      const columnsWithErrors: Array<string> = []
-      for (const column of computedColumns) {
-        const n = cells.get(column.id)!.filter((cell) => cell.state === "error").length
-        errors += n
-        if (n > 0) columnsWithErrors.push(column.name)
-      }
-      const version = yield* store.transaction(
-        Effect.gen(function* () {
-          const version = yield* store.bumpVersion(meta, { inserted: rows.length, errors })
-          for (let i = 0; i < physical.length; i += BATCH) {
-            yield* store.insertRows(meta, version, stored, physical.slice(i, i + BATCH), inStore)
-          }
-          return version
-        })
-      )
-      if (!wait && computedColumns.length > 0) yield* store.notify({ kind: "rows", table: meta.id })
-      return {
-        inserted: rows.length,
-        computed: ((wait ? computedColumns.length : 0) + inStore.length) * rows.length - errors,
-        errors,
-        columnsWithErrors,
-        pending: wait ? 0 : computedColumns.length * rows.length,
-        version
-      } satisfies InsertResult
+      return yield* writeRows(store, meta, work, { wait: options?.wait !== false })
     })
   }
 
@@ -579,6 +575,16 @@ export class Table<S extends Column.Specs> {
       }
       const recompute =
         options?.cascade === false ? [] : Catalog.dependents(meta, new Set(assignments.map((a) => a.column.id)))
+      const copied = assignments.find((a) => meta.view?.outputs.some((o) => o.name === a.column.name))
+      if (copied !== undefined) {
+        return yield* new ValidationError({
+          table: meta.path,
+          operation: "update",
+          row: -1,
+          column: copied.column.name,
+          message: `${copied.column.name} of the view ${meta.path} is copied from its base: update the base instead`
+        })
+      }
       const keyColumn = assignments.find((a) => meta.primaryKey?.includes(a.column.id))
       if (keyColumn !== undefined) {
         return yield* new ValidationError({
@@ -704,15 +710,16 @@ export class Table<S extends Column.Specs> {
     return Effect.gen(function* () {
       const store = yield* Store
       const meta = yield* self.loadForWrite("delete")
+      if (meta.view !== undefined) {
+        return yield* new Catalog.CatalogError({
+          reason: "ReadOnly",
+          path: meta.path,
+          message: `cannot delete from ${meta.path}: it is a ${meta.view.snapshot ? "snapshot" : "view"}, whose rows come from its base`
+        })
+      }
       const condition = where === undefined ? undefined : typeof where === "function" ? where(self.c) : where
       const rowids = yield* matchingRowids(store, meta, condition?.node)
-      if (rowids.length === 0) return 0
-      return yield* store.transaction(
-        Effect.gen(function* () {
-          const version = yield* store.bumpVersion(meta, { deleted: rowids.length })
-          return yield* store.deleteRows(meta, version, rowids)
-        })
-      )
+      return yield* deleteRowids(store, meta, rowids)
     })
   }
 
@@ -765,6 +772,213 @@ export class Table<S extends Column.Specs> {
 // ---------------------------------------------------------------------------
 // Shared write paths
 // ---------------------------------------------------------------------------
+
+/**
+ * Writes validated rows: computes their cells (or leaves them pending), then
+ * in one transaction records the version, writes the rows and brings the
+ * views made from the table up to date.
+ */
+const writeRows = Effect.fnUntraced(function* (
+  store: Store["Service"],
+  meta: Catalog.TableMeta,
+  work: ReadonlyArray<Compute.WorkRow>,
+  options: { readonly wait: boolean; readonly baseRowids?: ReadonlyArray<number> | undefined }
+): Effect.fn.Return<InsertResult, WriteFailure, Store> {
+  const dataColumns = meta.columns.filter((c) => c.computed === undefined)
+  const { inEngine: computedColumns, inStore } = splitComputed(store, meta)
+  const wait = options.wait
+  const cells = wait
+    ? yield* Compute.computeColumns(meta, computedColumns, work)
+    : new Map(computedColumns.map((c) => [c.id, work.map(() => pendingCell)] as const))
+  const abort = Compute.firstAbort(meta, computedColumns, cells, (i) => i)
+  if (abort !== undefined) return yield* abort
+
+  const stored = [...dataColumns, ...computedColumns]
+  const physical = work.map((row, i) =>
+    stored.map((c) => (c.computed === undefined ? row.values.get(c.id) : cells.get(c.id)![i]))
+  )
+  let errors = 0
+  const columnsWithErrors: Array<string> = []
+  for (const column of computedColumns) {
+    const n = cells.get(column.id)!.filter((cell) => cell.state === "error").length
+    errors += n
+    if (n > 0) columnsWithErrors.push(column.name)
+  }
+  const version = yield* store.transaction(
+    Effect.gen(function* () {
+      const version = yield* store.bumpVersion(meta, { inserted: work.length, errors })
+      const rowids: Array<number> = []
+      for (let i = 0; i < physical.length; i += BATCH) {
+        rowids.push(
+          ...(yield* store.insertRows(
+            meta,
+            version,
+            stored,
+            physical.slice(i, i + BATCH),
+            inStore,
+            options.baseRowids?.slice(i, i + BATCH)
+          ))
+        )
+      }
+      yield* maintainViews(store, meta, rowids)
+      return version
+    })
+  )
+  if (!wait && computedColumns.length > 0) yield* store.notify({ kind: "rows", table: meta.id })
+  return {
+    inserted: work.length,
+    computed: ((wait ? computedColumns.length : 0) + inStore.length) * work.length - errors,
+    errors,
+    columnsWithErrors,
+    pending: wait ? 0 : computedColumns.length * work.length,
+    version
+  } satisfies InsertResult
+})
+
+/** Ends the given rows as a new version, and takes them out of the views made from the table. */
+const deleteRowids = (
+  store: Store["Service"],
+  meta: Catalog.TableMeta,
+  rowids: ReadonlyArray<number>
+): Effect.Effect<number, WriteFailure, Store> =>
+  rowids.length === 0
+    ? Effect.succeed(0)
+    : store.transaction(
+        Effect.gen(function* () {
+          const version = yield* store.bumpVersion(meta, { deleted: rowids.length })
+          const deleted = yield* store.deleteRows(meta, version, rowids)
+          yield* maintainViews(store, meta, rowids)
+          return deleted
+        })
+      )
+
+/**
+ * Brings the views made from `base` up to date for the base rows `rowids`
+ * (just inserted, updated or deleted): a view row appears for a base row that
+ * now matches the view's filter, changes when its copied values changed (its
+ * own computed columns that read them are recomputed), and goes when the base
+ * row no longer matches or is gone. Views of views follow in turn.
+ */
+const maintainViews = (
+  store: Store["Service"],
+  base: Catalog.TableMeta,
+  rowids: ReadonlyArray<number>
+): Effect.Effect<void, WriteFailure, Store> =>
+  Effect.gen(function* () {
+    if (rowids.length === 0) return
+    for (const view of yield* store.dependentsOf(base)) {
+      if (view.view === undefined || view.view.snapshot) continue
+      yield* syncView(store, base, view, rowids)
+    }
+  })
+
+/** Makes the view's rows for the base rows `rowids` (all base rows when undefined) match the base. */
+const syncView = Effect.fnUntraced(function* (
+  store: Store["Service"],
+  base: Catalog.TableMeta,
+  view: Catalog.TableMeta,
+  rowids: ReadonlyArray<number> | undefined
+): Effect.fn.Return<void, WriteFailure, Store> {
+  const definition = view.view!
+  const baseNow = yield* store.getTable(base.path)
+  const wanted = yield* viewRowsOf(store, baseNow, definition, rowids)
+  const outputs = definition.outputs.map((o) => view.columns.find((c) => c.name === o.name)!)
+  const all = yield* store.scanAll(view, {
+    where: [],
+    outputs: outputs.map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
+    orderBy: [],
+    withRowid: true,
+    withBaseRowid: true,
+    ...(rowids === undefined ? {} : { baseRowids: rowids })
+  })
+  const current = new Map(all.map((r) => [r.$baseRowid as number, r]))
+  const inserts: Array<{ baseRowid: number; values: Map<number, unknown> }> = []
+  const updates = new Map<number, Map<number, unknown>>()
+  for (const [baseRowid, values] of wanted) {
+    const row = current.get(baseRowid)
+    const mapped = new Map(outputs.map((c, i) => [c.id, values[i]]))
+    if (row === undefined) inserts.push({ baseRowid, values: mapped })
+    else if (outputs.some((c, i) => !sameValue(row[`$c${c.id}`], values[i]))) updates.set(row.$rowid as number, mapped)
+  }
+  const deletes = [...current.entries()]
+    .filter(([baseRowid]) => !wanted.has(baseRowid))
+    .map(([, r]) => r.$rowid as number)
+  if (updates.size > 0) {
+    const changed = new Set<number>()
+    for (const [rowid, values] of updates) {
+      const row = all.find((r) => r.$rowid === rowid)!
+      for (const c of outputs) if (!sameValue(row[`$c${c.id}`], values.get(c.id))) changed.add(c.id)
+    }
+    yield* rewrite(
+      store,
+      view,
+      [...updates.keys()],
+      (rowid) =>
+        outputs.map((c) => ({ column: c, node: Expr.lit(updates.get(rowid)!.get(c.id) ?? null, c.type).node })),
+      Catalog.dependents(view, changed)
+    )
+  }
+  if (deletes.length > 0) yield* deleteRowids(store, yield* store.getTable(view.path), deletes)
+  if (inserts.length > 0) {
+    yield* writeRows(
+      store,
+      yield* store.getTable(view.path),
+      inserts.map((i) => ({ values: i.values, errors: new Map() })),
+      { wait: true, baseRowids: inserts.map((i) => i.baseRowid) }
+    )
+  }
+})
+
+const sameValue = (a: unknown, b: unknown): boolean => {
+  if (a === b) return true
+  if (a === null || b === null || a === undefined || b === undefined) return (a ?? null) === (b ?? null)
+  if (a instanceof Date && b instanceof Date) return a.getTime() === b.getTime()
+  return JSON.stringify(ResultCache.encodeValue(a)) === JSON.stringify(ResultCache.encodeValue(b))
+}
+
+/**
+ * The view rows the base rows `rowids` (all live base rows when undefined)
+ * should give: base row id -> the values of the view's outputs.
+ */
+const viewRowsOf = Effect.fnUntraced(function* (
+  store: Store["Service"],
+  base: Catalog.TableMeta,
+  definition: Catalog.ViewDefinition,
+  rowids: ReadonlyArray<number> | undefined
+) {
+  const nodes = [...definition.filter, ...definition.outputs.map((o) => o.node)].map((n) =>
+    Catalog.inlineUnstored(base, n)
+  )
+  const reads = new Set<number>()
+  for (const n of nodes) for (const id of Expr.columnIds(n)) reads.add(id)
+  const inputs = base.columns.filter((c) => reads.has(c.id))
+  const raws = yield* store.scanAll(base, {
+    where: [],
+    outputs: inputs.filter((c) => c.computed === undefined).map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
+    orderBy: [],
+    withRowid: true,
+    cells: inputs.filter((c) => c.computed?.stored).map((c) => c.id),
+    ...(rowids === undefined ? {} : { rowids })
+  })
+  const work = raws.map((r) => Stage.workRow(base, r))
+  let keep = raws.map(() => true)
+  for (const condition of definition.filter) {
+    const cells = yield* Compute.evaluateRows(base, Catalog.inlineUnstored(base, condition), work)
+    keep = keep.map((k, i) => k && cells[i]!.state === "done" && cells[i]!.value === true)
+  }
+  const values = yield* Effect.forEach(definition.outputs, (o) =>
+    Compute.evaluateRows(base, Catalog.inlineUnstored(base, o.node), work)
+  )
+  const out = new Map<number, ReadonlyArray<unknown>>()
+  for (const [i, raw] of raws.entries()) {
+    if (keep[i])
+      out.set(
+        raw.$rowid as number,
+        values.map((cells) => cells[i]!.value ?? null)
+      )
+  }
+  return out
+})
 
 /**
  * Splits a table's stored computed columns into those the store computes in
@@ -1061,6 +1275,11 @@ const rewrite = Effect.fnUntraced(function* (
       for (let i = 0; i < rows.length; i += BATCH) {
         yield* store.replaceRows(meta, version, stored, rows.slice(i, i + BATCH))
       }
+      yield* maintainViews(
+        store,
+        meta,
+        rows.map((r) => r.rowid)
+      )
       return version
     })
   )
@@ -1113,6 +1332,83 @@ export const create = <S extends Record<string, Column.Any>>(
     return new Table<S>(table)
   })
 
+/** What a view or snapshot is made from: a table (all its rows and columns) or a query over one. */
+export type Source<S extends Column.Specs, R> = Table<S> | Query.Query<S, R>
+
+/** The columns of a view: every output of its source, computed from the base (absent from inserts). */
+export type ViewSpecs<R> = { readonly [K in keyof R]: Column.Computed<Exclude<R[K], null>> }
+
+const makeView = <S extends Column.Specs, R>(
+  path: string,
+  source: Source<S, R>,
+  snapshot: boolean,
+  options?: { readonly ifExists?: "error" | "ignore" | "replace" | undefined }
+): Effect.Effect<Table<ViewSpecs<R>>, WriteFailure, Store> =>
+  Effect.gen(function* () {
+    const store = yield* Store
+    const query: Query.Query<S, R> =
+      source instanceof Table ? ((source as Table<S>).where(Expr.lit(true)) as unknown as Query.Query<S, R>) : source
+    const base = yield* query.source.load
+    if (base.asOf !== undefined) {
+      return yield* new Catalog.CatalogError({
+        reason: "InvalidDefinition",
+        path,
+        message: `a view cannot be made from ${base.path}:${base.asOf}, a view of the past (use a snapshot of the current version)`
+      })
+    }
+    const selected = query.state.select ?? base.columns.map((c) => ({ key: c.name, node: columnNode(c) }))
+    const types = Catalog.columnTypes(base)
+    const columns: Array<NewColumn> = []
+    for (const output of selected) {
+      const error = Catalog.checkColumnName(path, output.key)
+      if (error !== undefined) return yield* error
+      const node = output.node
+      const column = node._tag === "Column" ? base.columns.find((c) => c.id === node.id) : undefined
+      columns.push({
+        name: output.key,
+        type: Expr.typeOf(node, types),
+        nullable: column === undefined || column.nullable || column.computed !== undefined
+      })
+    }
+    const definition: Catalog.ViewDefinition = {
+      base: base.id,
+      filter: query.state.where,
+      outputs: selected.map((o) => ({ name: o.key, node: o.node })),
+      snapshot,
+      baseVersion: base.version
+    }
+    const { table, created } = yield* store.createTable(path, columns, {
+      ifExists: options?.ifExists ?? "error",
+      view: definition
+    })
+    if (created) yield* syncView(store, base, table, undefined)
+    return new Table<ViewSpecs<R>>(yield* store.getTable(path))
+  })
+
+/**
+ * Creates a view: the rows of `source` (a table, or a query with `where` and
+ * `select`), kept up to date as the base changes: base inserts add matching
+ * rows, updates move rows in or out and change the copied values (recomputing
+ * the view's own computed columns that read them), deletes remove them. A view
+ * has computed columns of its own; it cannot be inserted into or deleted from.
+ */
+export const createView = <S extends Column.Specs, R>(
+  path: string,
+  source: Source<S, R>,
+  options?: { readonly ifExists?: "error" | "ignore" | "replace" | undefined }
+): Effect.Effect<Table<ViewSpecs<R>>, WriteFailure, Store> => makeView(path, source, false, options)
+
+/**
+ * Creates a snapshot: a frozen, read-only copy of `source` (a table or a
+ * query) at its current version. Later changes to the base do not reach it,
+ * and every change to it fails.
+ */
+export const createSnapshot = <S extends Column.Specs, R>(
+  path: string,
+  source: Source<S, R>,
+  options?: { readonly ifExists?: "error" | "ignore" | "replace" | undefined }
+): Effect.Effect<Table<ViewSpecs<R>>, WriteFailure, Store> => makeView(path, source, true, options)
+
 /**
  * Opens a table by path. With `{ version: N }`, or the path form `"dir/t:N"`,
  * the handle is a read-only view of the table as it was at version N: that
@@ -1141,10 +1437,10 @@ export const list = (
 /** Drops a table and its data. */
 export const drop = (
   path: string,
-  options?: { readonly ifNotExists?: "error" | "ignore" }
+  options?: { readonly ifNotExists?: "error" | "ignore"; readonly force?: boolean }
 ): Effect.Effect<void, Catalog.CatalogError | StoreError, Store> =>
   Effect.flatMap(Effect.service(Store), (store) =>
-    store.dropTable(path, { ifNotExists: options?.ifNotExists ?? "error" })
+    store.dropTable(path, { ifNotExists: options?.ifNotExists ?? "error", force: options?.force ?? false })
   )
 
 /** Moves (or renames) a table. */

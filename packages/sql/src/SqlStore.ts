@@ -136,6 +136,15 @@ interface ColumnRow {
 
 interface TableDefinition {
   readonly primaryKey?: ReadonlyArray<number> | undefined
+  readonly view?:
+    | {
+        readonly base: number
+        readonly filter: ReadonlyArray<unknown>
+        readonly outputs: ReadonlyArray<{ readonly name: string; readonly node: unknown }>
+        readonly snapshot: boolean
+        readonly baseVersion: number
+      }
+    | undefined
 }
 
 interface DirRow {
@@ -410,6 +419,17 @@ export const make = Effect.gen(function* () {
       schemaVersion,
       ...(asOf === undefined ? {} : { asOf }),
       ...(t.definition?.primaryKey === undefined ? {} : { primaryKey: t.definition.primaryKey }),
+      ...(t.definition?.view === undefined
+        ? {}
+        : {
+            view: {
+              base: t.definition.view.base,
+              filter: t.definition.view.filter.map(Expr.decode),
+              outputs: t.definition.view.outputs.map((o) => ({ name: o.name, node: Expr.decode(o.node) })),
+              snapshot: t.definition.view.snapshot,
+              baseVersion: t.definition.view.baseVersion
+            }
+          }),
       columns: columns.map(
         (c): Catalog.ColumnMeta => ({
           id: c.column_id,
@@ -504,7 +524,7 @@ export const make = Effect.gen(function* () {
                 message: `table ${JSON.stringify(path)} already exists (use ifExists: "ignore" or "replace")`
               })
             }
-            yield* dropPhysical(existing)
+            yield* dropWithDependents(existing, path, false)
           } else if ((yield* occupant(dirId, name)) === "directory") {
             return yield* new Catalog.CatalogError({
               reason: "AlreadyExists",
@@ -536,15 +556,31 @@ export const make = Effect.gen(function* () {
             }
             primaryKey.push(index + 1)
           }
-          const definition: TableDefinition = primaryKey.length > 0 ? { primaryKey } : {}
+          const defs: Array<string> = []
+          const view = options.view
+          const definition: TableDefinition = {
+            ...(primaryKey.length > 0 ? { primaryKey } : {}),
+            ...(view === undefined
+              ? {}
+              : {
+                  view: {
+                    base: view.base,
+                    filter: view.filter.map(Expr.encode),
+                    outputs: view.outputs.map((o) => ({ name: o.name, node: Expr.encode(o.node) })),
+                    snapshot: view.snapshot,
+                    baseVersion: view.baseVersion
+                  }
+                })
+          }
+          const kind = view === undefined ? "table" : view.snapshot ? "snapshot" : "view"
           const inserted = yield* run(
             "creating a table",
             sql<{ id: number }>`INSERT INTO tessera.tables (dir_id, name, kind, next_column_id, definition)
-              VALUES (${dirId}, ${name}, 'table', ${columns.length + 1}, ${JSON.stringify(definition)}::jsonb)
+              VALUES (${dirId}, ${name}, ${kind}, ${columns.length + 1}, ${JSON.stringify(definition)}::jsonb)
               RETURNING id::int4 AS id`
           )
+          if (view !== undefined) defs.push("b_rowid int8")
           const id = inserted[0]!.id
-          const defs: Array<string> = []
           for (const [i, column] of columns.entries()) {
             const columnId = i + 1
             yield* run(
@@ -566,6 +602,9 @@ export const make = Effect.gen(function* () {
                 PRIMARY KEY (rowid, v_min)
               )`)
               yield* unsafe(`ALTER SEQUENCE ${tableName(id)}_rowid_seq OWNED BY ${tableName(id)}.rowid`)
+              if (view !== undefined) {
+                yield* unsafe(`CREATE INDEX t_${id}_base ON ${tableName(id)} (b_rowid) WHERE v_max = ${LIVE}`)
+              }
               if (primaryKey.length > 0) {
                 // Unique among live rows: a deleted key can be used again.
                 yield* unsafe(
@@ -584,6 +623,61 @@ export const make = Effect.gen(function* () {
         Effect.tap(({ table, created }) => (created ? notify({ kind: "schema", table: table.id }) : Effect.void))
       )
 
+  /** The path of a table by id (undefined when it no longer exists). */
+  const pathOf = Effect.fnUntraced(function* (id: number) {
+    const rows = yield* run(
+      "finding a table",
+      sql<{
+        dir_id: number | null
+        name: string
+      }>`SELECT dir_id::int4 AS dir_id, name FROM tessera.tables WHERE id = ${id}`
+    )
+    if (rows.length === 0) return undefined
+    const dirs = yield* loadDirs
+    const dir = dirPath(new Map(dirs.map((d) => [d.id, d])), rows[0]!.dir_id)
+    return dir === "" ? rows[0]!.name : `${dir}/${rows[0]!.name}`
+  })
+
+  const dependentIds = (id: number) =>
+    run(
+      "finding views",
+      sql<{ id: number }>`SELECT id::int4 AS id FROM tessera.tables
+        WHERE (definition -> 'view' ->> 'base')::int8 = ${id} ORDER BY id`
+    ).pipe(Effect.map((rows) => rows.map((r) => r.id)))
+
+  const dependentsOf: Store.Store["Service"]["dependentsOf"] = (table) =>
+    Effect.gen(function* () {
+      const out: Array<Catalog.TableMeta> = []
+      for (const id of yield* dependentIds(table.id)) {
+        const path = yield* pathOf(id)
+        if (path !== undefined) out.push(yield* loadMeta(id, path).pipe(Effect.orDie))
+      }
+      return out
+    })
+
+  /** Drops a table's physical storage and catalog entry, and (forced) its views first. */
+  const dropWithDependents = (
+    id: number,
+    path: string,
+    force: boolean
+  ): Effect.Effect<void, Catalog.CatalogError | Store.StoreError> =>
+    Effect.gen(function* () {
+      const dependents = yield* dependentIds(id)
+      if (dependents.length > 0) {
+        const paths: Array<string> = []
+        for (const d of dependents) paths.push((yield* pathOf(d)) ?? `#${d}`)
+        if (!force) {
+          return yield* new Catalog.CatalogError({
+            reason: "HasDependents",
+            path,
+            message: `cannot drop ${path}: ${paths.join(", ")} ${paths.length === 1 ? "is" : "are"} made from it (drop ${paths.length === 1 ? "it" : "them"} first, or use force: true)`
+          })
+        }
+        for (const [i, d] of dependents.entries()) yield* dropWithDependents(d, paths[i]!, true)
+      }
+      yield* dropPhysical(id)
+    })
+
   const dropTable: Store.Store["Service"]["dropTable"] = (path, options) =>
     sql
       .withTransaction(
@@ -593,7 +687,7 @@ export const make = Effect.gen(function* () {
             if (options.ifNotExists === "ignore") return undefined
             return yield* notFound(path)
           }
-          yield* dropPhysical(id)
+          yield* dropWithDependents(id, path, options.force === true)
           return id
         })
       )
@@ -959,6 +1053,10 @@ export const make = Effect.gen(function* () {
     const conditions: Array<Statement.Fragment> = [visible(table)]
     for (const node of spec.where) conditions.push(sql`(${compileOrDie(table, node)}) IS TRUE`)
     if (spec.rowids !== undefined) conditions.push(sql`rowid = ANY(${`{${spec.rowids.join(",")}}`}::int8[])`)
+    if (spec.baseRowids !== undefined) {
+      conditions.push(sql`b_rowid = ANY(${`{${spec.baseRowids.join(",")}}`}::int8[])`)
+    }
+    if (spec.withBaseRowid) parts.push(sql.literal(`b_rowid AS "$baseRowid"`))
     if (page !== undefined) conditions.push(sql`rowid > ${page.after}`)
     const order: Array<Statement.Fragment> = spec.orderBy.map((o) => {
       const type = Expr.typeOf(o.node, Catalog.columnTypes(table))
@@ -982,6 +1080,7 @@ export const make = Effect.gen(function* () {
     const cellTypes = (spec.cells ?? []).map((id) => [id, types(id)!] as const)
     return (raw: Record<string, unknown>): Record<string, unknown> => {
       const out: Record<string, unknown> = { $rowid: Number(raw.$rowid) }
+      if (raw.$baseRowid !== undefined) out.$baseRowid = Number(raw.$baseRowid)
       for (const [key, type] of outputTypes) out[key] = fromSql(type, raw[key])
       for (const [id, type] of cellTypes) {
         out[`$cell${id}`] = {
@@ -1061,11 +1160,19 @@ export const make = Effect.gen(function* () {
     table: Catalog.TableMeta,
     version: number,
     columns: ReadonlyArray<Catalog.ColumnMeta>,
-    rows: ReadonlyArray<{ readonly rowid?: number | undefined; readonly values: ReadonlyArray<unknown> }>,
-    computed: ReadonlyArray<Catalog.ColumnMeta> = []
+    given: ReadonlyArray<{ readonly rowid?: number | undefined; readonly values: ReadonlyArray<unknown> }>,
+    computed: ReadonlyArray<Catalog.ColumnMeta> = [],
+    baseRowids?: ReadonlyArray<number>
   ) {
-    if (rows.length === 0) return
-    const withRowid = rows[0]!.rowid !== undefined
+    if (given.length === 0) return [] as ReadonlyArray<number>
+    // Row ids are allocated up front, so the caller knows them (views refer to them).
+    let rows = given
+    if (given[0]!.rowid === undefined) {
+      const ids = yield* sql<{ id: bigint }>`SELECT nextval(${`${tableName(table.id)}_rowid_seq`}::regclass) AS id
+        FROM generate_series(1, ${given.length})`
+      rows = given.map((row, i) => ({ rowid: Number(ids[i]!.id), values: row.values }))
+    }
+    const withRowid = true
     const useValues = columns.some((c) => c.type.kind === "Vector")
     // One slot per value sent: the row id, each column's value, each computed cell's state.
     const slots: Array<{
@@ -1077,6 +1184,7 @@ export const make = Effect.gen(function* () {
     const add = (name: string, slot: ArraySlot, cast: string, type?: ColumnType.ColumnType) =>
       slots.push({ name, slot, cast, type })
     if (withRowid) add("rowid", arraySlot({ kind: "Int" }), "int8", { kind: "Int" })
+    if (baseRowids !== undefined) add("b_rowid", arraySlot({ kind: "Int" }), "int8", { kind: "Int" })
     const slotOf = new Map<number, number>()
     for (const column of columns) {
       slotOf.set(column.id, slots.length)
@@ -1106,9 +1214,10 @@ export const make = Effect.gen(function* () {
     const head = sql.literal(`INSERT INTO ${tableName(table.id)} (v_min, ${names.join(", ")})`)
     const aliases = sql.literal(slots.map((_, k) => `a${k}`).join(", "))
 
-    const valuesOf = (row: (typeof rows)[number], push: (k: number, value: unknown) => void) => {
+    const valuesOf = (row: (typeof rows)[number], index: number, push: (k: number, value: unknown) => void) => {
       let k = 0
       if (withRowid) push(k++, row.rowid)
+      if (baseRowids !== undefined) push(k++, baseRowids[index])
       for (const [j, column] of columns.entries()) {
         const value = row.values[j]
         if (column.computed === undefined) {
@@ -1126,8 +1235,8 @@ export const make = Effect.gen(function* () {
 
     if (!useValues) {
       const arrays = slots.map(() => [] as Array<unknown>)
-      for (const row of rows) {
-        valuesOf(row, (k, value) => {
+      for (const [index, row] of rows.entries()) {
+        valuesOf(row, index, (k, value) => {
           const type = slots[k]!.type
           arrays[k]!.push(type === undefined ? value : arrayValue(type, value))
         })
@@ -1139,14 +1248,14 @@ export const make = Effect.gen(function* () {
         params.push(sql`${parameter.success}::${sql.literal(slots[k]!.slot.cast)}`)
       }
       yield* sql`${head} SELECT ${version}::int4, ${sql.csv(selects)} FROM unnest(${sql.csv(params)}) AS u (${aliases})`
-      return
+      return rows.map((r) => r.rowid!)
     }
 
     const chunk = Math.max(1, Math.floor(MAX_PARAMS / slots.length))
     for (let start = 0; start < rows.length; start += chunk) {
-      const tuples = rows.slice(start, start + chunk).map((row) => {
+      const tuples = rows.slice(start, start + chunk).map((row, offset) => {
         const values: Array<Statement.Fragment> = []
-        valuesOf(row, (k, value) => {
+        valuesOf(row, start + offset, (k, value) => {
           const slot = slots[k]!
           const v = slot.type === undefined ? value : param(database, slot.type, value).value
           values.push(sql`${v}::${sql.literal(slot.cast)}`)
@@ -1155,9 +1264,10 @@ export const make = Effect.gen(function* () {
       })
       yield* sql`${head} SELECT ${version}::int4, ${sql.csv(selects)} FROM (VALUES ${sql.csv(tuples)}) AS u (${aliases})`
     }
+    return rows.map((r) => r.rowid!)
   })
 
-  const insertRows: Store.Store["Service"]["insertRows"] = (table, version, columns, rows, computed) =>
+  const insertRows: Store.Store["Service"]["insertRows"] = (table, version, columns, rows, computed, baseRowids) =>
     run(
       `inserting into ${table.path}`,
       insertPhysical(
@@ -1165,7 +1275,8 @@ export const make = Effect.gen(function* () {
         version,
         columns,
         rows.map((values) => ({ values })),
-        computed
+        computed,
+        baseRowids
       )
     )
 
@@ -1217,12 +1328,21 @@ export const make = Effect.gen(function* () {
     run(
       `updating ${table.path}`,
       Effect.gen(function* () {
+        // A view row's new version keeps the base row it comes from.
+        let baseRowids: Array<number> | undefined
+        if (table.view !== undefined && rows.length > 0) {
+          const links = yield* sql<{ rowid: bigint; b_rowid: bigint }>`SELECT rowid, b_rowid
+            FROM ${sql.literal(tableName(table.id))}
+            WHERE rowid = ANY(${`{${rows.map((r) => r.rowid).join(",")}}`}::int8[]) AND v_max = ${sql.literal(String(LIVE))}`
+          const byRowid = new Map(links.map((l) => [Number(l.rowid), Number(l.b_rowid)]))
+          baseRowids = rows.map((r) => byRowid.get(r.rowid)!)
+        }
         yield* endRows(
           table,
           version,
           rows.map((r) => r.rowid)
         )
-        yield* insertPhysical(table, version, columns, rows)
+        yield* insertPhysical(table, version, columns, rows, [], baseRowids)
       })
     )
 
@@ -1374,6 +1494,7 @@ export const make = Effect.gen(function* () {
     dropTable,
     moveTable,
     addColumn,
+    dependentsOf,
     dropColumn,
     renameColumn,
     history,

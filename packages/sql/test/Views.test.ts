@@ -1,0 +1,154 @@
+import { assert } from "@effect/vitest"
+import { Column, Fn, Table } from "@tessera/core"
+import { Effect } from "effect"
+import { Harness } from "../src/testing/index.ts"
+
+let unique = 0
+
+const byC1 = <A extends { readonly c1?: unknown }>(rows: ReadonlyArray<A>) =>
+  [...rows].sort((a, b) => (a.c1 as number) - (b.c1 as number))
+
+Harness.forEachBackend("Views and snapshots", (test) => {
+  test("a snapshot is frozen: the base grows, the snapshot does not, and every change to it fails", () =>
+    Effect.gen(function* () {
+      const base = yield* Table.create("base", { c1: Column.Int, c2: Column.Int })
+      yield* base.insert(Array.from({ length: 5 }, (_, i) => ({ c1: i, c2: i * 10 })))
+      const snap = yield* Table.createSnapshot(
+        "snap",
+        base.where((c) => c.c1.lt(3))
+      )
+      yield* base.insert(Array.from({ length: 10 }, (_, i) => ({ c1: 100 + i, c2: 0 })))
+      assert.strictEqual(yield* base.count(), 15)
+      assert.strictEqual(yield* snap.count(), 3)
+      assert.deepStrictEqual(byC1(yield* snap.collect()), [
+        { c1: 0, c2: 0 },
+        { c1: 1, c2: 10 },
+        { c1: 2, c2: 20 }
+      ])
+      const attempts = [
+        ["insert", snap.insert([{} as never])],
+        ["update", snap.update({ c2: 1 } as never)],
+        ["delete", snap.delete()],
+        ["addColumn", snap.addColumn("x", Column.nullable(Column.Int))],
+        ["addComputedColumn", snap.addComputedColumn("y", snap.c.c1)],
+        ["revert", snap.revert()]
+      ] as const
+      for (const [operation, attempt] of attempts) {
+        const error = yield* Effect.flip(
+          attempt as unknown as Effect.Effect<unknown, { readonly message: string }, never>
+        )
+        assert.include(error.message, `cannot ${operation} snap`)
+        assert.include(error.message, "snapshot")
+      }
+      // The base cannot be reverted past the version a snapshot needs.
+      yield* base.revert()
+      const pinned = yield* Effect.flip(base.revert())
+      assert.include(pinned.message, "snap")
+    }))
+
+  test("a filtered view follows its base through inserts, updates and deletes", () =>
+    Effect.gen(function* () {
+      const base = yield* Table.create("nums", { c1: Column.Int, c2: Column.Int })
+      yield* base.insert(Array.from({ length: 100 }, (_, i) => ({ c1: i, c2: i })))
+      const calls = { n: 0 }
+      const label = Fn.make({
+        name: `viewLabel_${process.pid}_${unique++}`,
+        params: { x: Column.Int },
+        returns: Column.String,
+        run: ({ x }) => {
+          calls.n++
+          return `#${x}`
+        }
+      })
+      const view = yield* Table.createView(
+        "small",
+        base.where((c) => c.c2.lt(10))
+      )
+      assert.strictEqual(yield* view.count(), 10)
+      const withLabel = yield* view.addComputedColumn("label", label({ x: view.c.c2 }), { cache: false })
+      assert.strictEqual(calls.n, 10)
+
+      yield* base.insert(Array.from({ length: 20 }, (_, i) => ({ c1: 1000 + i, c2: 100 + i })))
+      assert.strictEqual(yield* withLabel.count(), 10)
+      assert.strictEqual(calls.n, 10)
+
+      // 3 rows leave (c2 raised), 2 enter (c2 lowered).
+      yield* base.update({ c2: 50 }, (c) => c.c1.isIn([0, 1, 2]))
+      yield* base.update({ c2: 5 }, (c) => c.c1.isIn([1000, 1001]))
+      const rows = byC1(yield* withLabel.collect())
+      assert.deepStrictEqual(
+        rows.map((r) => [r.c1, r.c2, r.label]),
+        [
+          [3, 3, "#3"],
+          [4, 4, "#4"],
+          [5, 5, "#5"],
+          [6, 6, "#6"],
+          [7, 7, "#7"],
+          [8, 8, "#8"],
+          [9, 9, "#9"],
+          [1000, 5, "#5"],
+          [1001, 5, "#5"]
+        ]
+      )
+      assert.strictEqual(calls.n, 12, "only the rows that entered were computed")
+
+      // A change to a copied column the view's computed column reads recomputes it; one it does not read does not.
+      yield* base.update({ c2: 7 }, (c) => c.c1.eq(3))
+      assert.strictEqual(calls.n, 13)
+      yield* base.update({ c1: 3 }, (c) => c.c1.eq(3))
+      assert.strictEqual(calls.n, 13)
+
+      yield* base.delete((c) => c.c1.ge(1000))
+      assert.deepStrictEqual(
+        byC1(yield* withLabel.collect()).map((r) => r.c1),
+        [3, 4, 5, 6, 7, 8, 9]
+      )
+      const insertError = yield* Effect.flip(withLabel.insert([{} as never]))
+      assert.include(insertError.message, "cannot insert into small")
+      const deleteError = yield* Effect.flip(withLabel.delete())
+      assert.include(deleteError.message, "cannot delete from small")
+
+      // Views of views, with a projection.
+      const nested = yield* Table.createView(
+        "tiny",
+        withLabel.where((c) => c.c2.gt(5)).select((c) => ({ k: c.c1, tag: c.label }))
+      )
+      assert.deepStrictEqual(
+        [...(yield* nested.collect())].sort((a, b) => (a.k ?? 0) - (b.k ?? 0)),
+        [
+          { k: 3, tag: "#7" },
+          { k: 6, tag: "#6" },
+          { k: 7, tag: "#7" },
+          { k: 8, tag: "#8" },
+          { k: 9, tag: "#9" }
+        ]
+      )
+      yield* base.insert([{ c1: 2000, c2: 8 }])
+      assert.include(
+        (yield* nested.collect()).map((r) => r.k),
+        2000
+      )
+
+      // Dropping what views depend on fails unless forced, and says what depends on it.
+      const blocked = yield* Effect.flip(Table.drop("nums"))
+      assert.include(blocked.message, "small")
+      const blockedView = yield* Effect.flip(Table.drop("small"))
+      assert.include(blockedView.message, "tiny")
+      yield* Table.drop("nums", { force: true })
+      assert.deepStrictEqual(yield* Table.list(), [])
+    }))
+
+  test("a view follows its base back on revert", () =>
+    Effect.gen(function* () {
+      const base = yield* Table.create("rbase", { c1: Column.Int })
+      yield* base.insert([{ c1: 1 }, { c1: 20 }])
+      const view = yield* Table.createView(
+        "rview",
+        base.where((c) => c.c1.lt(10))
+      )
+      yield* base.insert([{ c1: 2 }, { c1: 30 }])
+      assert.strictEqual(yield* view.count(), 2)
+      yield* base.revert()
+      assert.deepStrictEqual(yield* view.collect(), [{ c1: 1 }])
+    }))
+})
