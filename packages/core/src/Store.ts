@@ -163,6 +163,11 @@ export class Store extends Context.Service<
     ) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
     /** The views and snapshots made from a table (directly). */
     readonly dependentsOf: (table: Catalog.TableMeta) => Effect.Effect<ReadonlyArray<Catalog.TableMeta>, StoreError>
+    /** Makes a data column nullable (metadata only) as a new schema version. */
+    readonly setNullable: (
+      table: Catalog.TableMeta,
+      column: Catalog.ColumnMeta
+    ) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
     /** Renames a column (metadata only) as a new schema version. */
     readonly renameColumn: (
       table: Catalog.TableMeta,

@@ -242,6 +242,34 @@ export class Table<S extends Column.Specs> {
     })
   }
 
+  /** Widens a data column to nullable (metadata only) as a new schema version. */
+  setNullable<K extends keyof S & string>(
+    name: K
+  ): Effect.Effect<Table<Dynamic>, Catalog.CatalogError | StoreError, Store> {
+    const load = this.loadForWrite("setNullable")
+    return Effect.gen(function* () {
+      const store = yield* Store
+      const meta = yield* load
+      const column = meta.columns.find((c) => c.name === name)
+      if (column === undefined || column.computed !== undefined) {
+        return yield* new Catalog.CatalogError({
+          reason: "NotFound",
+          path: meta.path,
+          message: `${meta.path} has no data column ${JSON.stringify(name)}`
+        })
+      }
+      if (meta.primaryKey?.includes(column.id)) {
+        return yield* new Catalog.CatalogError({
+          reason: "InvalidDefinition",
+          path: meta.path,
+          message: `${name} is part of the primary key of ${meta.path} and cannot be nullable`
+        })
+      }
+      if (column.nullable) return new Table<Dynamic>(meta)
+      return new Table<Dynamic>(yield* store.setNullable(meta, column))
+    })
+  }
+
   /** Renames a column (metadata only: computed columns that read it keep working). */
   renameColumn<K extends keyof S & string, N extends string>(
     from: K,
@@ -506,7 +534,11 @@ export class Table<S extends Column.Specs> {
    * it (naming them). A dropped computed column's stage stops at once.
    */
   dropColumn<K extends keyof S & string>(
-    name: K
+    name: K,
+    options?: {
+      /** Also drop the views made from this table that use the column (else they make the drop fail). */
+      readonly force?: boolean
+    }
   ): Effect.Effect<Table<Omit<S, K>>, Catalog.CatalogError | StoreError, Store> {
     const load = this.loadForWrite("dropColumn")
     return Effect.gen(function* () {
@@ -526,6 +558,21 @@ export class Table<S extends Column.Specs> {
           path: meta.path,
           message: `cannot drop ${name} of ${meta.path}: it is part of the primary key`
         })
+      }
+      const views = (yield* store.dependentsOf(meta)).filter((v) =>
+        [...(v.view?.filter ?? []), ...(v.view?.outputs.map((o) => o.node) ?? [])].some((n) =>
+          Expr.columnIds(n).has(column.id)
+        )
+      )
+      if (views.length > 0) {
+        if (options?.force !== true) {
+          return yield* new Catalog.CatalogError({
+            reason: "HasDependents",
+            path: meta.path,
+            message: `cannot drop ${name} of ${meta.path}: the view${views.length === 1 ? "" : "s"} ${views.map((v) => v.path).join(", ")} use${views.length === 1 ? "s" : ""} it (drop ${views.length === 1 ? "it" : "them"} first, or use force: true)`
+          })
+        }
+        for (const view of views) yield* store.dropTable(view.path, { ifNotExists: "ignore", force: true })
       }
       const dependents = meta.columns.filter((c) => c.id !== column.id && Catalog.dependencies(c).has(column.id))
       if (dependents.length > 0) {

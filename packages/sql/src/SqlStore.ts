@@ -875,6 +875,28 @@ export const make = Effect.gen(function* () {
       )
     )
 
+  const setNullable: Store.Store["Service"]["setNullable"] = (table, column) =>
+    run(
+      `altering column ${column.name} of ${table.path}`,
+      retryConflicts(
+        sql.withTransaction(
+          Effect.gen(function* () {
+            const bumped = yield* sql<{ version: number; schema_version: number }>`
+              UPDATE tessera.tables SET version = version + 1, schema_version = schema_version + 1
+              WHERE id = ${table.id} RETURNING version, schema_version`
+            const { version, schema_version } = bumped[0]!
+            yield* sql`UPDATE tessera.columns SET definition = jsonb_set(definition, '{nullable}', 'true'::jsonb)
+              WHERE table_id = ${table.id} AND column_id = ${column.id}`
+            yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
+              VALUES (${table.id}, ${version}, ${schema_version}, 'schema', ${`Altered: ${column.name} (nullable)`})`
+          })
+        )
+      )
+    ).pipe(
+      Effect.flatMap(() => loadMeta(table.id, table.path)),
+      Effect.tap((meta) => notify({ kind: "schema", table: meta.id }))
+    )
+
   const renameColumn: Store.Store["Service"]["renameColumn"] = (table, column, name) =>
     run(
       `renaming column ${column.name} of ${table.path}`,
@@ -959,6 +981,13 @@ export const make = Effect.gen(function* () {
               for (const r of renamed) {
                 yield* sql`UPDATE tessera.columns SET name = ${r.old_name}
                   WHERE table_id = ${table.id} AND column_id = ${r.column_id}`
+              }
+              const change = yield* sql<{ schema_change: string | null }>`SELECT schema_change FROM tessera.versions
+                WHERE table_id = ${table.id} AND version = ${version}`
+              const altered = /^Altered: (.+) \(nullable\)$/.exec(change[0]?.schema_change ?? "")
+              if (altered !== null) {
+                yield* sql`UPDATE tessera.columns SET definition = jsonb_set(definition, '{nullable}', 'false'::jsonb)
+                  WHERE table_id = ${table.id} AND name = ${altered[1]!} AND dropped_in IS NULL`
               }
               yield* sql`DELETE FROM tessera.versions WHERE table_id = ${table.id} AND version = ${version}`
               yield* sql`UPDATE tessera.tables SET version = ${version - 1},
@@ -1497,6 +1526,7 @@ export const make = Effect.gen(function* () {
     dependentsOf,
     dropColumn,
     renameColumn,
+    setNullable,
     history,
     revert,
     removeColumn,

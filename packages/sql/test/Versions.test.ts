@@ -263,4 +263,58 @@ Harness.forEachBackend("Versions and time travel", (test) => {
         { title: "Alien", year: 1986, score: null, next: 1987 }
       ])
     }))
+
+  test("history lists a mixed sequence with its change types and counts; nullable widening", () =>
+    Effect.gen(function* () {
+      const t = yield* Table.create("hist", { a: Column.Int, b: Column.Int })
+      yield* t.insert([
+        { a: 1, b: 1 },
+        { a: 2, b: 2 },
+        { a: 3, b: 3 }
+      ])
+      yield* t.update({ b: 0 }, (c) => c.a.le(2))
+      yield* t.delete((c) => c.a.eq(3))
+      const t2 = yield* t.addComputedColumn("c", t.c.a.div(t.c.b), { onError: "record" })
+      const t3 = yield* t2.setNullable("b")
+      yield* t3.insert([{ a: 5 }])
+      assert.deepStrictEqual(
+        (yield* t.history()).map((v) => [
+          v.version,
+          v.changeType,
+          v.inserted,
+          v.updated,
+          v.deleted,
+          v.errors,
+          v.schemaChange
+        ]),
+        [
+          [6, "data", 1, 0, 0, 0, null],
+          [5, "schema", 0, 0, 0, 0, "Altered: b (nullable)"],
+          [4, "schema", 0, 0, 0, 2, "Added: c"],
+          [3, "data", 0, 0, 1, 0, null],
+          [2, "data", 0, 2, 0, 0, null],
+          [1, "data", 3, 0, 0, 0, null],
+          [0, "schema", 0, 0, 0, 0, "Initial Version"]
+        ]
+      )
+      yield* t.revert()
+      const reverted = yield* t.revert()
+      const b = (yield* reverted.describe()).find((c) => c.name === "b")!
+      assert.isFalse(b.nullable)
+      const error = yield* Effect.flip(t.insert([{ a: 6 } as never]))
+      assert.include(error.message, "required")
+    }))
+
+  test("dropping a column a view uses fails unless forced", () =>
+    Effect.gen(function* () {
+      const t = yield* Table.create("dcv", { a: Column.Int, b: Column.Int })
+      yield* Table.createView(
+        "dcv_view",
+        t.where((c) => c.b.gt(0)).select((c) => ({ a: c.a }))
+      )
+      const error = yield* Effect.flip(t.dropColumn("b"))
+      assert.include(error.message, "dcv_view")
+      yield* t.dropColumn("b", { force: true })
+      assert.deepStrictEqual(yield* Table.list(), ["dcv"])
+    }))
 })
