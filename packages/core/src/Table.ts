@@ -110,11 +110,15 @@ export class Table<S extends Column.Specs> {
   /** The catalog entry this handle was made from. */
   readonly meta: Catalog.TableMeta
 
-  constructor(meta: Catalog.TableMeta) {
+  /** Set while a snapshot's own computed columns are being added at its creation. */
+  private readonly settingUp: boolean
+
+  constructor(meta: Catalog.TableMeta, options?: { readonly settingUp?: boolean }) {
     this.path = meta.path
     this.id = meta.id
     this.meta = meta
     this.c = columnsOf<S>(meta)
+    this.settingUp = options?.settingUp === true
   }
 
   /** The table's current catalog entry (it may have changed since this handle was made). */
@@ -142,7 +146,7 @@ export class Table<S extends Column.Specs> {
 
   /** The current catalog entry, for an operation that changes the table (refused on a view of the past). */
   private loadForWrite(operation: string): Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError, Store> {
-    if (this.meta.view?.snapshot) {
+    if (this.meta.view?.snapshot && !(this.settingUp && operation === "addComputedColumn")) {
       return Effect.fail(
         new Catalog.CatalogError({
           reason: "ReadOnly",
@@ -1382,6 +1386,9 @@ export const create = <S extends Record<string, Column.Any>>(
 /** What a view or snapshot is made from: a table (all its rows and columns) or a query over one. */
 export type Source<S extends Column.Specs, R> = Table<S> | Query.Query<S, R>
 
+/** The row type a source gives. */
+export type RowOf<Src> = Src extends Query.Query<any, infer R> ? R : Src extends Table<infer S> ? Column.Row<S> : never
+
 /** The columns of a view: every output of its source, computed from the base (absent from inserts). */
 export type ViewSpecs<R> = { readonly [K in keyof R]: Column.Computed<Exclude<R[K], null>> }
 
@@ -1439,22 +1446,41 @@ const makeView = <S extends Column.Specs, R>(
  * the view's own computed columns that read them), deletes remove them. A view
  * has computed columns of its own; it cannot be inserted into or deleted from.
  */
-export const createView = <S extends Column.Specs, R>(
+export const createView = <Src extends Source<any, any>>(
   path: string,
-  source: Source<S, R>,
+  source: Src,
   options?: { readonly ifExists?: "error" | "ignore" | "replace" | undefined }
-): Effect.Effect<Table<ViewSpecs<R>>, WriteFailure, Store> => makeView(path, source, false, options)
+): Effect.Effect<Table<ViewSpecs<RowOf<Src>>>, WriteFailure, Store> => makeView(path, source, false, options)
 
 /**
  * Creates a snapshot: a frozen, read-only copy of `source` (a table or a
  * query) at its current version. Later changes to the base do not reach it,
  * and every change to it fails.
  */
-export const createSnapshot = <S extends Column.Specs, R>(
+export const createSnapshot = <Src extends Source<any, any>, O extends Record<string, Expr.Expr<any>> = {}>(
   path: string,
-  source: Source<S, R>,
-  options?: { readonly ifExists?: "error" | "ignore" | "replace" | undefined }
-): Effect.Effect<Table<ViewSpecs<R>>, WriteFailure, Store> => makeView(path, source, true, options)
+  source: Src,
+  options?: {
+    readonly ifExists?: "error" | "ignore" | "replace" | undefined
+    /** The snapshot's own computed columns, computed once over its rows (it cannot change afterwards). */
+    readonly computed?: ((c: Query.Columns<ViewSpecs<RowOf<Src>>>) => O) | undefined
+  }
+): Effect.Effect<
+  Table<ViewSpecs<RowOf<Src>> & { readonly [K in keyof O]: Column.Computed<Query.TypeOfExpr<O[K]>> }>,
+  WriteFailure,
+  Store
+> =>
+  Effect.gen(function* () {
+    type Result = ViewSpecs<RowOf<Src>> & { readonly [K in keyof O]: Column.Computed<Query.TypeOfExpr<O[K]>> }
+    const snapshot = yield* makeView<any, RowOf<Src>>(path, source, true, options)
+    if (options?.computed === undefined) return new Table<Result>(snapshot.meta)
+    let current = new Table<Dynamic>(snapshot.meta, { settingUp: true })
+    for (const [name, expr] of Object.entries(options.computed(snapshot.c))) {
+      const next = yield* current.addComputedColumn(name, expr)
+      current = new Table<Dynamic>(next.meta, { settingUp: true })
+    }
+    return new Table<Result>((yield* get(path)).meta)
+  })
 
 /**
  * Opens a table by path. With `{ version: N }`, or the path form `"dir/t:N"`,
