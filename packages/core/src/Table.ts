@@ -215,15 +215,7 @@ export class Table<S extends Column.Specs> {
     return Effect.gen(function* () {
       const store = yield* Store
       const meta = yield* load
-      const nameError = Catalog.checkColumnName(meta.path, name)
-      if (nameError !== undefined) return yield* nameError
-      if (meta.columns.some((c) => c.name === name)) {
-        return yield* new Catalog.CatalogError({
-          reason: "AlreadyExists",
-          path: meta.path,
-          message: `${meta.path} already has a column ${JSON.stringify(name)}`
-        })
-      }
+      yield* checkNewColumn(meta, name)
       if (column?._tag !== "Column") {
         return yield* new Catalog.CatalogError({
           reason: "InvalidDefinition",
@@ -291,15 +283,7 @@ export class Table<S extends Column.Specs> {
           message: `${meta.path} has no column ${JSON.stringify(from)}`
         })
       }
-      const nameError = Catalog.checkColumnName(meta.path, to)
-      if (nameError !== undefined) return yield* nameError
-      if (meta.columns.some((c) => c.name === to)) {
-        return yield* new Catalog.CatalogError({
-          reason: "AlreadyExists",
-          path: meta.path,
-          message: `${meta.path} already has a column ${JSON.stringify(to)}`
-        })
-      }
+      yield* checkNewColumn(meta, to)
       return new Table<Omit<S, K> & { readonly [P in N]: S[K] }>(yield* store.renameColumn(meta, column, to))
     })
   }
@@ -471,15 +455,7 @@ export class Table<S extends Column.Specs> {
     return Effect.gen(function* () {
       const store = yield* Store
       const meta = yield* load
-      const nameError = Catalog.checkColumnName(meta.path, name)
-      if (nameError !== undefined) return yield* nameError
-      if (meta.columns.some((c) => c.name === name)) {
-        return yield* new Catalog.CatalogError({
-          reason: "AlreadyExists",
-          path: meta.path,
-          message: `${meta.path} already has a column ${JSON.stringify(name)}`
-        })
-      }
+      yield* checkNewColumn(meta, name)
       const ids = new Set(meta.columns.map((c) => c.id))
       for (const id of Expr.columnIds(expr.node)) {
         if (!ids.has(id)) {
@@ -1064,6 +1040,22 @@ const splitComputed = (store: Store["Service"], meta: Catalog.TableMeta) => {
 }
 
 const columnNode = (c: Catalog.ColumnMeta): Expr.Node => ({ _tag: "Column", id: c.id, name: c.name })
+
+/** A new column's name must be valid and not taken. */
+const checkNewColumn = (meta: Catalog.TableMeta, name: string): Effect.Effect<void, Catalog.CatalogError> => {
+  const invalid = Catalog.checkColumnName(meta.path, name)
+  if (invalid !== undefined) return Effect.fail(invalid)
+  if (meta.columns.some((c) => c.name === name)) {
+    return Effect.fail(
+      new Catalog.CatalogError({
+        reason: "AlreadyExists",
+        path: meta.path,
+        message: `${meta.path} already has a column ${JSON.stringify(name)}`
+      })
+    )
+  }
+  return Effect.void
+}
 
 /** The ids of the live rows matching a condition (evaluated in SQL where possible). */
 const matchingRowids = Effect.fnUntraced(function* (

@@ -788,30 +788,46 @@ export const make = Effect.gen(function* () {
       Effect.tap((meta) => notify({ kind: "schema", table: meta.id }))
     )
 
-  const dropColumn: Store.Store["Service"]["dropColumn"] = (table, column) =>
+  /**
+   * A schema change: bumps the table's version and schema version, runs
+   * `change` with the new version, records it in the history, in one
+   * transaction (retried on conflicts), then returns the new catalog entry.
+   */
+  const schemaChange = (
+    table: Catalog.TableMeta,
+    description: string,
+    change: (version: number) => Effect.Effect<void, SqlError.SqlError>
+  ) =>
     run(
-      `dropping column ${column.name} of ${table.path}`,
+      `${description} (${table.path})`,
       retryConflicts(
         sql.withTransaction(
           Effect.gen(function* () {
             const bumped = yield* sql<{ version: number; schema_version: number }>`
-            UPDATE tessera.tables SET version = version + 1, schema_version = schema_version + 1
-            WHERE id = ${table.id} RETURNING version, schema_version`
+              UPDATE tessera.tables SET version = version + 1, schema_version = schema_version + 1
+              WHERE id = ${table.id} RETURNING version, schema_version`
             const { version, schema_version } = bumped[0]!
-            yield* sql`UPDATE tessera.columns SET dropped_in = ${version}
-            WHERE table_id = ${table.id} AND column_id = ${column.id}`
-            if (column.computed?.stored) {
-              // Nothing will compute the dropped column's cells any more.
-              yield* unsafe(`DROP INDEX IF EXISTS tessera_data.t_${table.id}_pending_${column.id}`)
-            }
+            yield* change(version)
             yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
-            VALUES (${table.id}, ${version}, ${schema_version}, 'schema', ${`Dropped: ${column.name}`})`
+              VALUES (${table.id}, ${version}, ${schema_version}, 'schema', ${description})`
           })
         )
       )
     ).pipe(
       Effect.flatMap(() => loadMeta(table.id, table.path)),
       Effect.tap((meta) => notify({ kind: "schema", table: meta.id }))
+    )
+
+  const dropColumn: Store.Store["Service"]["dropColumn"] = (table, column) =>
+    schemaChange(table, `Dropped: ${column.name}`, (version) =>
+      Effect.gen(function* () {
+        yield* sql`UPDATE tessera.columns SET dropped_in = ${version}
+          WHERE table_id = ${table.id} AND column_id = ${column.id}`
+        if (column.computed?.stored) {
+          // Nothing will compute the dropped column's cells any more.
+          yield* unsafe(`DROP INDEX IF EXISTS tessera_data.t_${table.id}_pending_${column.id}`)
+        }
+      })
     )
 
   const removeColumn: Store.Store["Service"]["removeColumn"] = (table, column) =>
@@ -876,48 +892,20 @@ export const make = Effect.gen(function* () {
     )
 
   const setNullable: Store.Store["Service"]["setNullable"] = (table, column) =>
-    run(
-      `altering column ${column.name} of ${table.path}`,
-      retryConflicts(
-        sql.withTransaction(
-          Effect.gen(function* () {
-            const bumped = yield* sql<{ version: number; schema_version: number }>`
-              UPDATE tessera.tables SET version = version + 1, schema_version = schema_version + 1
-              WHERE id = ${table.id} RETURNING version, schema_version`
-            const { version, schema_version } = bumped[0]!
-            yield* sql`UPDATE tessera.columns SET definition = jsonb_set(definition, '{nullable}', 'true'::jsonb)
-              WHERE table_id = ${table.id} AND column_id = ${column.id}`
-            yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
-              VALUES (${table.id}, ${version}, ${schema_version}, 'schema', ${`Altered: ${column.name} (nullable)`})`
-          })
-        )
+    schemaChange(table, `Altered: ${column.name} (nullable)`, () =>
+      Effect.asVoid(
+        sql`UPDATE tessera.columns SET definition = jsonb_set(definition, '{nullable}', 'true'::jsonb)
+          WHERE table_id = ${table.id} AND column_id = ${column.id}`
       )
-    ).pipe(
-      Effect.flatMap(() => loadMeta(table.id, table.path)),
-      Effect.tap((meta) => notify({ kind: "schema", table: meta.id }))
     )
 
   const renameColumn: Store.Store["Service"]["renameColumn"] = (table, column, name) =>
-    run(
-      `renaming column ${column.name} of ${table.path}`,
-      retryConflicts(
-        sql.withTransaction(
-          Effect.gen(function* () {
-            const bumped = yield* sql<{ version: number; schema_version: number }>`
-            UPDATE tessera.tables SET version = version + 1, schema_version = schema_version + 1
-            WHERE id = ${table.id} RETURNING version, schema_version`
-            const { version, schema_version } = bumped[0]!
-            yield* sql`UPDATE tessera.columns SET name = ${name} WHERE table_id = ${table.id} AND column_id = ${column.id}`
-            yield* sql`INSERT INTO tessera.renames (table_id, column_id, version, old_name, new_name)
-            VALUES (${table.id}, ${column.id}, ${version}, ${column.name}, ${name})`
-            yield* sql`INSERT INTO tessera.versions (table_id, version, schema_version, change_type, schema_change)
-            VALUES (${table.id}, ${version}, ${schema_version}, 'schema', ${`Renamed: ${column.name} -> ${name}`})`
-          })
-        )
-      )
-    ).pipe(
-      Effect.flatMap(() => loadMeta(table.id, table.path)),
-      Effect.tap((meta) => notify({ kind: "schema", table: meta.id }))
+    schemaChange(table, `Renamed: ${column.name} -> ${name}`, (version) =>
+      Effect.gen(function* () {
+        yield* sql`UPDATE tessera.columns SET name = ${name} WHERE table_id = ${table.id} AND column_id = ${column.id}`
+        yield* sql`INSERT INTO tessera.renames (table_id, column_id, version, old_name, new_name)
+          VALUES (${table.id}, ${column.id}, ${version}, ${column.name}, ${name})`
+      })
     )
 
   /**
