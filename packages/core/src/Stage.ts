@@ -80,6 +80,8 @@ export interface DrainOptions {
   readonly rowids?: ReadonlyArray<number> | undefined
   /** Called after each written batch. */
   readonly onProgress?: ((progress: Progress) => Effect.Effect<void>) | undefined
+  /** Called with the rows whose cells were just written (views made from the table follow them). */
+  readonly afterWrite?: ((rowids: ReadonlyArray<number>) => Effect.Effect<void, unknown, Store>) | undefined
 }
 
 /**
@@ -130,6 +132,15 @@ export const drain = (
               batch.flatMap((w) => w.cells)
             )
           )
+          if (exit._tag === "Success" && options.afterWrite !== undefined) {
+            yield* options
+              .afterWrite(batch.flatMap((w) => w.cells.map((c) => c.rowid)))
+              .pipe(
+                Effect.catchCause((cause) =>
+                  Effect.logWarning(`Tessera: views of ${table.path} did not follow written cells`, cause)
+                )
+              )
+          }
           for (const w of batch) {
             if (exit._tag === "Success") for (const c of w.cells) held.delete(c.rowid)
             yield* Deferred.done(w.written, exit)

@@ -18,6 +18,7 @@ import type * as Compute from "./Compute.ts"
 import * as Expr from "./Expr.ts"
 import * as Stage from "./Stage.ts"
 import { Store, type StoreError } from "./Store.ts"
+import * as Table from "./Table.ts"
 
 export interface Options {
   /** How often idle stages look for work nobody announced (default 1 s). */
@@ -83,7 +84,11 @@ export const make = (options?: Options) =>
             continue
           }
           running.state = "running"
-          const result = yield* Stage.drain(meta.value, column, { worker }).pipe(
+          const table = meta.value
+          const result = yield* Stage.drain(table, column, {
+            worker,
+            afterWrite: (rowids) => Table.maintainViews(store, table, rowids)
+          }).pipe(
             Effect.map((r) => r.done),
             Effect.catchTag("UnknownFunctionError", (error: Compute.UnknownFunctionError) =>
               Effect.sync(() => {

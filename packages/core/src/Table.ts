@@ -886,7 +886,7 @@ const deleteRowids = (
  * own computed columns that read them are recomputed), and goes when the base
  * row no longer matches or is gone. Views of views follow in turn.
  */
-const maintainViews = (
+export const maintainViews = (
   store: Store["Service"],
   base: Catalog.TableMeta,
   rowids: ReadonlyArray<number>
@@ -1178,7 +1178,12 @@ const backfill = Effect.fnUntraced(function* (
   onProgress: ((progress: Stage.Progress) => Effect.Effect<void>) | undefined
 ) {
   const supervisor = yield* Effect.serviceOption(Supervisor.Supervisor)
-  const run = (worker: number) => Stage.drain(meta, column, { worker, onProgress })
+  const run = (worker: number) =>
+    Stage.drain(meta, column, {
+      worker,
+      onProgress,
+      afterWrite: (rowids) => maintainViews(store, meta, rowids)
+    })
   yield* supervisor._tag === "Some"
     ? run(supervisor.value.worker)
     : Effect.scoped(Effect.flatMap(store.registerWorker, run))

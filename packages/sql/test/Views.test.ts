@@ -1,5 +1,5 @@
 import { assert } from "@effect/vitest"
-import { Column, Fn, Table } from "@tessera/core"
+import { Column, Fn, Supervisor, Table } from "@tessera/core"
 import { Effect } from "effect"
 import { Harness } from "../src/testing/index.ts"
 
@@ -158,4 +158,34 @@ Harness.forEachBackend("Views and snapshots", (test) => {
       yield* base.revert()
       assert.deepStrictEqual(yield* view.collect(), [{ c1: 1 }])
     }))
+
+  test("a view over a computed column follows cells the supervisor computes later", () =>
+    Effect.gen(function* () {
+      const slowSquare = Fn.effect({
+        name: `viewSquare_${process.pid}_${unique++}`,
+        params: { x: Column.Int },
+        returns: Column.Int,
+        run: ({ x }) => Effect.as(Effect.sleep("2 millis"), x * x)
+      })
+      const base = yield* Table.create("lazybase", { x: Column.Int })
+      const withSquare = yield* base.addComputedColumn("sq", slowSquare({ x: base.c.x }))
+      const view = yield* Table.createView(
+        "bigsquares",
+        withSquare.where((c) => c.sq.gt(10))
+      )
+      yield* withSquare.insert(
+        Array.from({ length: 6 }, (_, x) => ({ x })),
+        { wait: false }
+      )
+      assert.strictEqual(yield* view.count(), 0, "nothing computed yet")
+      const deadline = Date.now() + 20_000
+      while ((yield* view.count()) < 2 && Date.now() < deadline) yield* Effect.sleep("50 millis")
+      assert.deepStrictEqual(
+        [...(yield* view.collect())].sort((a, b) => (a.x ?? 0) - (b.x ?? 0)),
+        [
+          { x: 4, sq: 16 },
+          { x: 5, sq: 25 }
+        ]
+      )
+    }).pipe(Effect.provide(Supervisor.layer({ pollInterval: "50 millis", reconcileInterval: "200 millis" }))))
 })
