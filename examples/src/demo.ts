@@ -6,7 +6,9 @@
  * 1. builds a table with computed columns (an arithmetic one and one that
  *    calls a function), inserts rows, and queries them;
  * 2. writes rows without waiting and lets the supervisor compute them;
- * 3. stores a small table with a vector column and answers a similarity
+ * 3. keeps a view over the table, updates a row, and reads the history and
+ *    an older version (time travel);
+ * 4. stores a small table with a vector column and answers a similarity
  *    query with pgvector.
  *
  * Run it with `npm run demo`.
@@ -30,7 +32,8 @@ const computedColumns = Effect.gen(function* () {
   const films = yield* Table.create(
     "demo/films",
     { title: Column.String, year: Column.Int, tagline: Column.nullable(Column.String) },
-    { ifExists: "replace" }
+    // The view below is made from this table: replace it too on a rerun.
+    { ifExists: "replace_force" }
   )
   yield* films.insert([
     { title: "Alien", year: 1979, tagline: "In space no one can hear you scream." },
@@ -79,6 +82,33 @@ const durable = Effect.gen(function* () {
   }
 })
 
+// Every change is a version: a view follows its base, and old versions stay readable.
+const versions = Effect.gen(function* () {
+  const films = yield* Table.get("demo/films")
+  const classics = yield* Table.createView(
+    "demo/classics",
+    films.where((c) => c.year.lt(1980)).select((c) => ({ title: c.title, year: c.year })),
+    { ifExists: "replace" }
+  )
+  yield* films.update({ year: 1981 }, (c) => c.title.eq("Stalker"))
+  const names = (rows: ReadonlyArray<{ readonly title: unknown }>) =>
+    rows
+      .map((r) => String(r.title))
+      .sort()
+      .join(", ")
+  yield* Console.log(`View demo/classics (films before 1980): ${names(yield* classics.collect())}`)
+  const history = yield* films.history()
+  yield* Console.log(`demo/films has ${history.length} versions; the latest three:`)
+  for (const v of history.slice(0, 3)) {
+    yield* Console.log(
+      `  v${v.version} ${v.changeType} ${v.schemaChange ?? `inserted=${v.inserted} updated=${v.updated} deleted=${v.deleted}`}`
+    )
+  }
+  const before = yield* Table.get("demo/films", { version: history[1]!.version })
+  const stalker = yield* before.where((c) => c.title.eq("Stalker")).collect()
+  yield* Console.log(`Time travel: at v${history[1]!.version}, Stalker's year was ${stalker[0]?.year}`)
+})
+
 // Tiny hand-made "embeddings" over four features: [animal, vehicle, fast, large].
 const items: ReadonlyArray<{ readonly name: string; readonly embedding: ReadonlyArray<number> }> = [
   { name: "cheetah", embedding: [0.8, 0.0, 1.0, 0.3] },
@@ -118,6 +148,7 @@ const program = Effect.gen(function* () {
   yield* Console.log(`Tessera demo on the ${db.backend} database at ${db.location}`)
   yield* computedColumns
   yield* durable
+  yield* versions
   yield* similarity
 })
 

@@ -25,6 +25,9 @@ describe("examples", () => {
             assert.include(out, "words=null (no tagline)")
             assert.include(out, "Inserted 2 films without waiting: 2 cells pending")
             assert.include(out, "demo/films.taglineWords idle 0/6/0")
+            assert.include(out, "View demo/classics (films before 1980): Alien, Solaris")
+            assert.include(out, "v6 data inserted=0 updated=1 deleted=0")
+            assert.include(out, "Time travel: at v5, Stalker's year was 1979")
             assert.include(out, "Inserted 7 rows")
             const ranked = [...out.matchAll(/^\s+(\d)\. (.+?)\s+distance=(\d\.\d{4})$/gm)]
             assert.deepStrictEqual(

@@ -66,7 +66,8 @@ export interface Change {
   readonly errors?: number
 }
 
-export type IfExists = "error" | "ignore" | "replace"
+/** `replace` refuses while views depend on the table; `replace_force` drops them too. */
+export type IfExists = "error" | "ignore" | "replace" | "replace_force"
 
 export interface VersionInfo {
   readonly version: number

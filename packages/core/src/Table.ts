@@ -1339,7 +1339,7 @@ const rewrite = Effect.fnUntraced(function* (
 // ---------------------------------------------------------------------------
 
 export interface CreateOptions<K extends string = string> {
-  readonly ifExists?: "error" | "ignore" | "replace" | undefined
+  readonly ifExists?: "error" | "ignore" | "replace" | "replace_force" | undefined
   /** The primary key: one column or several; unique among live rows, never null, not updatable. */
   readonly primaryKey?: K | ReadonlyArray<K> | undefined
 }
@@ -1393,7 +1393,7 @@ const makeView = <S extends Column.Specs, R>(
   path: string,
   source: Source<S, R>,
   snapshot: boolean,
-  options?: { readonly ifExists?: "error" | "ignore" | "replace" | undefined }
+  options?: { readonly ifExists?: "error" | "ignore" | "replace" | "replace_force" | undefined }
 ): Effect.Effect<Table<ViewSpecs<R>>, WriteFailure, Store> =>
   Effect.gen(function* () {
     const store = yield* Store
@@ -1446,7 +1446,7 @@ const makeView = <S extends Column.Specs, R>(
 export const createView = <Src extends Source<any, any>>(
   path: string,
   source: Src,
-  options?: { readonly ifExists?: "error" | "ignore" | "replace" | undefined }
+  options?: { readonly ifExists?: "error" | "ignore" | "replace" | "replace_force" | undefined }
 ): Effect.Effect<Table<ViewSpecs<RowOf<Src>>>, WriteFailure, Store> => makeView(path, source, false, options)
 
 /**
@@ -1458,7 +1458,7 @@ export const createSnapshot = <Src extends Source<any, any>, O extends Record<st
   path: string,
   source: Src,
   options?: {
-    readonly ifExists?: "error" | "ignore" | "replace" | undefined
+    readonly ifExists?: "error" | "ignore" | "replace" | "replace_force" | undefined
     /** The snapshot's own computed columns, computed once over its rows (it cannot change afterwards). */
     readonly computed?: ((c: Query.Columns<ViewSpecs<RowOf<Src>>>) => O) | undefined
   }

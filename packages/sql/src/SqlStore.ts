@@ -521,10 +521,10 @@ export const make = Effect.gen(function* () {
               return yield* new Catalog.CatalogError({
                 reason: "AlreadyExists",
                 path,
-                message: `table ${JSON.stringify(path)} already exists (use ifExists: "ignore" or "replace")`
+                message: `table ${JSON.stringify(path)} already exists (use ifExists: "ignore", "replace" or "replace_force")`
               })
             }
-            yield* dropWithDependents(existing, path, false)
+            yield* dropWithDependents(existing, path, options.ifExists === "replace_force")
           } else if ((yield* occupant(dirId, name)) === "directory") {
             return yield* new Catalog.CatalogError({
               reason: "AlreadyExists",

@@ -141,6 +141,8 @@ Harness.forEachBackend("Views and snapshots", (test) => {
       assert.include(blocked.message, "small")
       const blockedView = yield* Effect.flip(Table.drop("small"))
       assert.include(blockedView.message, "tiny")
+      const replace = yield* Effect.flip(Table.create("nums", { z: Column.Int }, { ifExists: "replace" }))
+      assert.include(replace.message, "small")
       yield* Table.drop("nums", { force: true })
       assert.deepStrictEqual(yield* Table.list(), [])
     }))
