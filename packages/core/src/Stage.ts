@@ -9,7 +9,7 @@
  * pending: after a crash or an interruption nothing is half-written, and only
  * the calls that were in flight can be repeated.
  */
-import { Cause, Deferred, Effect, Queue, Stream } from "effect"
+import { Cause, Clock, Deferred, Effect, Queue, Stream } from "effect"
 import * as Catalog from "./Catalog.ts"
 import * as Compute from "./Compute.ts"
 import * as Expr from "./Expr.ts"
@@ -106,7 +106,7 @@ export const drain = (
       yield* Compute.checkFunctions(table, [column])
       const inputs = inputsOf(table, [column])
       const shape = shapeOf(table, column)
-      const started = Date.now()
+      const started = yield* Clock.currentTimeMillis
       let done = 0
       let errors = 0
       // Claimed and not yet written: released (left pending) if the drain stops early.
@@ -179,7 +179,7 @@ export const drain = (
               done += cells.length
               errors += cells.filter((c) => c.state === "error").length
               if (options.onProgress !== undefined) {
-                const elapsedMs = Date.now() - started
+                const elapsedMs = (yield* Clock.currentTimeMillis) - started
                 yield* options.onProgress({
                   table: table.path,
                   column: column.name,
@@ -258,14 +258,14 @@ export const progress = (
   Stream.unwrap(
     Effect.gen(function* () {
       const store = yield* Store
-      const started = Date.now()
+      const started = yield* Clock.currentTimeMillis
       let first: number | undefined
-      const sample = Effect.map(store.cellCounts(table), (counts) => {
+      const sample = Effect.zipWith(store.cellCounts(table), Clock.currentTimeMillis, (counts, now) => {
         const c = counts.find((x) => x.column === column.id)
         const total = c === undefined ? 0 : c.pending + c.done + c.error
         const finished = c === undefined ? 0 : c.done + c.error
         first ??= finished
-        const elapsed = (Date.now() - started) / 1000
+        const elapsed = (now - started) / 1000
         return {
           done: finished,
           total,

@@ -12,7 +12,7 @@
  * The same layer is library mode (in an application's process) and daemon
  * mode (`tessera serve`): only the process around it differs.
  */
-import { Context, Duration, Effect, FiberMap, Layer, Schedule, Stream } from "effect"
+import { Clock, Context, Duration, Effect, FiberMap, Layer, Schedule, Stream } from "effect"
 import type * as Catalog from "./Catalog.ts"
 import type * as Compute from "./Compute.ts"
 import * as Expr from "./Expr.ts"
@@ -109,8 +109,11 @@ export const make = (options?: Options) =>
             running.reason = undefined
           }
           // Wait for a change to this table, or the poll interval.
-          const deadline = Date.now() + (result < 0 ? pollMs * 5 : pollMs)
-          while (Date.now() < deadline && (generations.get(running.tableId) ?? 0) === generation) {
+          const deadline = (yield* Clock.currentTimeMillis) + (result < 0 ? pollMs * 5 : pollMs)
+          while (
+            (yield* Clock.currentTimeMillis) < deadline &&
+            (generations.get(running.tableId) ?? 0) === generation
+          ) {
             yield* Effect.sleep(Math.min(50, pollMs))
           }
         }
