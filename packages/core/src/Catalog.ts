@@ -74,6 +74,16 @@ export interface ViewDefinition {
   readonly snapshot: boolean
   /** The base's version the snapshot was taken at. */
   readonly baseVersion: number
+  /** An iterator view's iterator: many view rows per base row. */
+  readonly iterator?:
+    | {
+        readonly fn: string
+        readonly version: number
+        readonly args: ReadonlyArray<Expr.Node>
+        /** The iterator's output columns (after the `pos` column). */
+        readonly outputs: ReadonlyArray<string>
+      }
+    | undefined
 }
 
 /** The state of a column as `describe` reports it. */

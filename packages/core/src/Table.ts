@@ -7,13 +7,15 @@
  * TypeScript type, and `addComputedColumn` returns a handle whose type has the
  * new column. Every operation is an Effect that needs the `Store`.
  */
-import { Effect, Schema, type Stream } from "effect"
+import { Effect, Schema, Stream } from "effect"
 import * as Catalog from "./Catalog.ts"
 import type * as Column from "./Column.ts"
 import * as ColumnType from "./ColumnType.ts"
 import * as Compute from "./Compute.ts"
 import * as Evaluate from "./Evaluate.ts"
 import * as Expr from "./Expr.ts"
+import * as Fn from "./Fn.ts"
+import * as Iterator from "./Iterator.ts"
 import * as Query from "./Query.ts"
 import * as ResultCache from "./ResultCache.ts"
 import * as Stage from "./Stage.ts"
@@ -909,7 +911,11 @@ const syncView = Effect.fnUntraced(function* (
   const definition = view.view!
   const baseNow = yield* store.getTable(base.path)
   const wanted = yield* viewRowsOf(store, baseNow, definition, rowids)
-  const outputs = definition.outputs.map((o) => view.columns.find((c) => c.name === o.name)!)
+  const names = [
+    ...definition.outputs.map((o) => o.name),
+    ...(definition.iterator === undefined ? [] : [Iterator.POSITION, ...definition.iterator.outputs])
+  ]
+  const outputs = names.map((name) => view.columns.find((c) => c.name === name)!)
   const all = yield* store.scanAll(view, {
     where: [],
     outputs: outputs.map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
@@ -918,18 +924,33 @@ const syncView = Effect.fnUntraced(function* (
     withBaseRowid: true,
     ...(rowids === undefined ? {} : { baseRowids: rowids })
   })
-  const current = new Map(all.map((r) => [r.$baseRowid as number, r]))
+  const current = new Map<number, Array<Record<string, unknown>>>()
+  for (const row of all) {
+    const list = current.get(row.$baseRowid as number) ?? []
+    list.push(row)
+    current.set(row.$baseRowid as number, list)
+  }
   const inserts: Array<{ baseRowid: number; values: Map<number, unknown> }> = []
   const updates = new Map<number, Map<number, unknown>>()
-  for (const [baseRowid, values] of wanted) {
-    const row = current.get(baseRowid)
-    const mapped = new Map(outputs.map((c, i) => [c.id, values[i]]))
-    if (row === undefined) inserts.push({ baseRowid, values: mapped })
-    else if (outputs.some((c, i) => !sameValue(row[`$c${c.id}`], values[i]))) updates.set(row.$rowid as number, mapped)
+  const deletes: Array<number> = []
+  const differs = (row: Record<string, unknown>, values: ReadonlyArray<unknown>) =>
+    outputs.some((c, i) => !sameValue(row[`$c${c.id}`], values[i]))
+  for (const [baseRowid, components] of wanted) {
+    const rows = current.get(baseRowid) ?? []
+    const mapped = components.map((values) => new Map(outputs.map((c, i) => [c.id, values[i]])))
+    if (rows.length === 0) {
+      for (const values of mapped) inserts.push({ baseRowid, values })
+    } else if (definition.iterator === undefined) {
+      if (differs(rows[0]!, components[0]!)) updates.set(rows[0]!.$rowid as number, mapped[0]!)
+    } else if (rows.length !== components.length || rows.some((row, i) => differs(row, components[i]!))) {
+      // A base row whose components changed gets new components.
+      deletes.push(...rows.map((r) => r.$rowid as number))
+      for (const values of mapped) inserts.push({ baseRowid, values })
+    }
   }
-  const deletes = [...current.entries()]
-    .filter(([baseRowid]) => !wanted.has(baseRowid))
-    .map(([, r]) => r.$rowid as number)
+  for (const [baseRowid, rows] of current) {
+    if (!wanted.has(baseRowid)) deletes.push(...rows.map((r) => r.$rowid as number))
+  }
   if (updates.size > 0) {
     const changed = new Set<number>()
     for (const [rowid, values] of updates) {
@@ -965,7 +986,9 @@ const sameValue = (a: unknown, b: unknown): boolean => {
 
 /**
  * The view rows the base rows `rowids` (all live base rows when undefined)
- * should give: base row id -> the values of the view's outputs.
+ * should give: base row id -> the values of the view's columns, one list per
+ * view row (several for an iterator view: outputs, then `pos`, then the
+ * iterator's columns).
  */
 const viewRowsOf = Effect.fnUntraced(function* (
   store: Store["Service"],
@@ -973,7 +996,8 @@ const viewRowsOf = Effect.fnUntraced(function* (
   definition: Catalog.ViewDefinition,
   rowids: ReadonlyArray<number> | undefined
 ) {
-  const nodes = [...definition.filter, ...definition.outputs.map((o) => o.node)].map((n) =>
+  const call = definition.iterator
+  const nodes = [...definition.filter, ...definition.outputs.map((o) => o.node), ...(call?.args ?? [])].map((n) =>
     Catalog.inlineUnstored(base, n)
   )
   const reads = new Set<number>()
@@ -996,13 +1020,49 @@ const viewRowsOf = Effect.fnUntraced(function* (
   const values = yield* Effect.forEach(definition.outputs, (o) =>
     Compute.evaluateRows(base, Catalog.inlineUnstored(base, o.node), work)
   )
-  const out = new Map<number, ReadonlyArray<unknown>>()
+  const args =
+    call === undefined
+      ? []
+      : yield* Effect.forEach(call.args, (arg) => Compute.evaluateRows(base, Catalog.inlineUnstored(base, arg), work))
+  const iterator = call === undefined ? undefined : Iterator.lookup(call.fn, call.version)
+  if (call !== undefined && iterator === undefined) {
+    return yield* new Compute.UnknownFunctionError({
+      table: base.path,
+      column: "(iterator)",
+      functions: [`${call.fn}@${call.version}`],
+      message: `the iterator ${call.fn}@${call.version} of a view of ${base.path} is not defined in this process`
+    })
+  }
+  const out = new Map<number, ReadonlyArray<ReadonlyArray<unknown>>>()
   for (const [i, raw] of raws.entries()) {
-    if (keep[i])
-      out.set(
-        raw.$rowid as number,
-        values.map((cells) => cells[i]!.value ?? null)
+    if (!keep[i]) continue
+    const projected = values.map((cells) => cells[i]!.value ?? null)
+    if (iterator === undefined) {
+      out.set(raw.$rowid as number, [projected])
+      continue
+    }
+    const argValues = args.map((cells) => cells[i]!.value ?? null)
+    // A required argument that is null gives no components, as a function is not called.
+    if (iterator.params.some((p, j) => !p.nullable && argValues[j] === null)) {
+      out.set(raw.$rowid as number, [])
+      continue
+    }
+    const components = yield* Stream.runCollect(iterator.run(argValues)).pipe(
+      Effect.mapError(
+        (cause) =>
+          new Compute.ComputeError({
+            table: base.path,
+            column: call!.fn,
+            row: raw.$rowid as number,
+            errorType: Fn.describeError(cause).type,
+            message: `the iterator ${call!.fn} failed on row ${raw.$rowid} of ${base.path}: ${Fn.describeError(cause).message}`
+          })
       )
+    )
+    out.set(
+      raw.$rowid as number,
+      components.map((component, pos) => [...projected, pos, ...iterator.outputs.map((o) => component[o.name] ?? null)])
+    )
   }
   return out
 })
@@ -1393,7 +1453,10 @@ const makeView = <S extends Column.Specs, R>(
   path: string,
   source: Source<S, R>,
   snapshot: boolean,
-  options?: { readonly ifExists?: "error" | "ignore" | "replace" | "replace_force" | undefined }
+  options?: {
+    readonly ifExists?: "error" | "ignore" | "replace" | "replace_force" | undefined
+    readonly iterator?: Iterator.Call<any> | undefined
+  }
 ): Effect.Effect<Table<ViewSpecs<R>>, WriteFailure, Store> =>
   Effect.gen(function* () {
     const store = yield* Store
@@ -1421,12 +1484,38 @@ const makeView = <S extends Column.Specs, R>(
         nullable: column === undefined || column.nullable || column.computed !== undefined
       })
     }
+    const call = options?.iterator
+    let iteratorOutputs: Array<string> = []
+    if (call !== undefined) {
+      const iterator = Iterator.lookup(call.fn, call.version)
+      if (iterator === undefined) {
+        return yield* new Catalog.CatalogError({
+          reason: "InvalidDefinition",
+          path,
+          message: `the iterator ${call.fn}@${call.version} is not defined in this process`
+        })
+      }
+      for (const output of [{ name: Iterator.POSITION, type: ColumnType.Int, nullable: false }, ...iterator.outputs]) {
+        if (columns.some((c) => c.name === output.name)) {
+          return yield* new Catalog.CatalogError({
+            reason: "InvalidDefinition",
+            path,
+            message: `the iterator's column ${output.name} clashes with a column of ${base.path}: select the base columns to keep`
+          })
+        }
+        columns.push({ name: output.name, type: output.type, nullable: output.nullable })
+      }
+      iteratorOutputs = iterator.outputs.map((o) => o.name)
+    }
     const definition: Catalog.ViewDefinition = {
       base: base.id,
       filter: query.state.where,
       outputs: selected.map((o) => ({ name: o.key, node: o.node })),
       snapshot,
-      baseVersion: base.version
+      baseVersion: base.version,
+      ...(call === undefined
+        ? {}
+        : { iterator: { fn: call.fn, version: call.version, args: call.args, outputs: iteratorOutputs } })
     }
     const { table, created } = yield* store.createTable(path, columns, {
       ifExists: options?.ifExists ?? "error",
@@ -1443,11 +1532,42 @@ const makeView = <S extends Column.Specs, R>(
  * the view's own computed columns that read them), deletes remove them. A view
  * has computed columns of its own; it cannot be inserted into or deleted from.
  */
-export const createView = <Src extends Source<any, any>>(
+export function createView<Src extends Source<any, any>>(
   path: string,
   source: Src,
   options?: { readonly ifExists?: "error" | "ignore" | "replace" | "replace_force" | undefined }
-): Effect.Effect<Table<ViewSpecs<RowOf<Src>>>, WriteFailure, Store> => makeView(path, source, false, options)
+): Effect.Effect<Table<ViewSpecs<RowOf<Src>>>, WriteFailure, Store>
+/**
+ * An iterator view: one row per component the iterator yields for each base
+ * row (frames, chunks, segments...), with a `pos` column and the iterator's
+ * outputs beside the base's columns.
+ */
+export function createView<Src extends Source<any, any>, O extends Record<string, Column.Any>>(
+  path: string,
+  source: Src,
+  options: {
+    readonly ifExists?: "error" | "ignore" | "replace" | "replace_force" | undefined
+    readonly iterator: Iterator.Call<O>
+  }
+): Effect.Effect<
+  Table<
+    ViewSpecs<RowOf<Src>> & { readonly pos: Column.Computed<number> } & {
+      readonly [K in keyof O]: Column.Computed<Column.TypeOf<O[K]>>
+    }
+  >,
+  WriteFailure,
+  Store
+>
+export function createView(
+  path: string,
+  source: Source<any, any>,
+  options?: {
+    readonly ifExists?: "error" | "ignore" | "replace" | "replace_force" | undefined
+    readonly iterator?: Iterator.Call<any> | undefined
+  }
+): Effect.Effect<Table<any>, WriteFailure, Store> {
+  return makeView(path, source, false, options)
+}
 
 /**
  * Creates a snapshot: a frozen, read-only copy of `source` (a table or a

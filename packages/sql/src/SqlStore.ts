@@ -143,6 +143,14 @@ interface TableDefinition {
         readonly outputs: ReadonlyArray<{ readonly name: string; readonly node: unknown }>
         readonly snapshot: boolean
         readonly baseVersion: number
+        readonly iterator?:
+          | {
+              readonly fn: string
+              readonly version: number
+              readonly args: ReadonlyArray<unknown>
+              readonly outputs: ReadonlyArray<string>
+            }
+          | undefined
       }
     | undefined
 }
@@ -427,7 +435,15 @@ export const make = Effect.gen(function* () {
               filter: t.definition.view.filter.map(Expr.decode),
               outputs: t.definition.view.outputs.map((o) => ({ name: o.name, node: Expr.decode(o.node) })),
               snapshot: t.definition.view.snapshot,
-              baseVersion: t.definition.view.baseVersion
+              baseVersion: t.definition.view.baseVersion,
+              ...(t.definition.view.iterator === undefined
+                ? {}
+                : {
+                    iterator: {
+                      ...t.definition.view.iterator,
+                      args: t.definition.view.iterator.args.map(Expr.decode)
+                    }
+                  })
             }
           }),
       columns: columns.map(
@@ -568,7 +584,10 @@ export const make = Effect.gen(function* () {
                     filter: view.filter.map(Expr.encode),
                     outputs: view.outputs.map((o) => ({ name: o.name, node: Expr.encode(o.node) })),
                     snapshot: view.snapshot,
-                    baseVersion: view.baseVersion
+                    baseVersion: view.baseVersion,
+                    ...(view.iterator === undefined
+                      ? {}
+                      : { iterator: { ...view.iterator, args: view.iterator.args.map(Expr.encode) } })
                   }
                 })
           }

@@ -1,5 +1,5 @@
 import { assert } from "@effect/vitest"
-import { Column, Fn, Supervisor, Table } from "@tessera/core"
+import { Column, Fn, Iterator, Supervisor, Table } from "@tessera/core"
 import { Effect } from "effect"
 import { Harness } from "../src/testing/index.ts"
 
@@ -190,4 +190,72 @@ Harness.forEachBackend("Views and snapshots", (test) => {
         ]
       )
     }).pipe(Effect.provide(Supervisor.layer({ pollInterval: "50 millis", reconcileInterval: "200 millis" }))))
+
+  test("an iterator view has one row per component, follows its base, and runs its computed columns on new components only", () =>
+    Effect.gen(function* () {
+      const words = Iterator.make({
+        name: `words_${process.pid}_${unique++}`,
+        params: { text: Column.String },
+        outputs: { word: Column.String, length: Column.Int },
+        run: ({ text }) =>
+          Effect.succeed(
+            text
+              .split(/\s+/)
+              .filter((w) => w !== "")
+              .map((word) => ({ word, length: word.length }))
+          )
+      })
+      const calls = { n: 0 }
+      const shout = Fn.make({
+        name: `shout_${process.pid}_${unique++}`,
+        params: { s: Column.String },
+        returns: Column.String,
+        run: ({ s }) => {
+          calls.n++
+          return s.toUpperCase()
+        }
+      })
+      const docs = yield* Table.create("docs", { id: Column.Int, text: Column.nullable(Column.String) })
+      yield* docs.insert([
+        { id: 1, text: "the quick brown fox" },
+        { id: 2, text: "jumps" }
+      ])
+      const view = yield* Table.createView(
+        "words",
+        docs.select((c) => ({ id: c.id })),
+        {
+          iterator: words({ text: docs.c.text })
+        }
+      )
+      const loud = yield* view.addComputedColumn("loud", shout({ s: view.c.word }), { cache: false })
+      assert.strictEqual(calls.n, 5)
+      const rows = (yield* loud.orderBy("id").orderBy("pos").collect()).map((r) => [
+        r.id,
+        r.pos,
+        r.word,
+        r.length,
+        r.loud
+      ])
+      assert.deepStrictEqual(rows, [
+        [1, 0, "the", 3, "THE"],
+        [1, 1, "quick", 5, "QUICK"],
+        [1, 2, "brown", 5, "BROWN"],
+        [1, 3, "fox", 3, "FOX"],
+        [2, 0, "jumps", 5, "JUMPS"]
+      ])
+      yield* docs.insert([{ id: 3, text: "over the dog" }, { id: 4 }])
+      assert.strictEqual(yield* loud.count(), 8)
+      assert.strictEqual(calls.n, 8, "only the new components were computed")
+      yield* docs.update({ text: "lazy dog" }, (c) => c.id.eq(2))
+      assert.deepStrictEqual(
+        (yield* loud
+          .where((c) => c.id.eq(2))
+          .orderBy("pos")
+          .collect()).map((r) => r.word),
+        ["lazy", "dog"]
+      )
+      yield* docs.delete((c) => c.id.eq(1))
+      assert.strictEqual(yield* loud.count(), 5)
+      assert.deepStrictEqual([...new Set((yield* loud.collect()).map((r) => r.id))].sort(), [2, 3])
+    }))
 })

@@ -1,0 +1,103 @@
+/**
+ * Iterator: a function that turns one base row into many view rows (frames of
+ * a video, chunks of a document, segments of audio, tiles of an image).
+ *
+ * An iterator view (`Table.createView(path, base, { iterator })`) has one row
+ * per component, with a `pos` column (the component's position within its
+ * base row) and the iterator's output columns, beside the base's columns.
+ * Like functions, iterators are registered by name and version so that a
+ * view read back from the catalog finds its iterator.
+ */
+import { type Effect, Stream } from "effect"
+import type * as Column from "./Column.ts"
+import type * as ColumnType from "./ColumnType.ts"
+import * as Expr from "./Expr.ts"
+
+export interface Output {
+  readonly name: string
+  readonly type: ColumnType.ColumnType
+  readonly nullable: boolean
+}
+
+export interface Definition {
+  readonly name: string
+  readonly version: number
+  readonly params: ReadonlyArray<{
+    readonly name: string
+    readonly type: ColumnType.ColumnType
+    readonly nullable: boolean
+  }>
+  readonly outputs: ReadonlyArray<Output>
+  /** The components of one base row, in order. */
+  readonly run: (args: ReadonlyArray<unknown>) => Stream.Stream<Record<string, unknown>, unknown>
+}
+
+/** An iterator applied to a base row's values: what `createView`'s `iterator` option takes. */
+export interface Call<O extends Record<string, Column.Any>> {
+  readonly _tag: "IteratorCall"
+  readonly fn: string
+  readonly version: number
+  readonly args: ReadonlyArray<Expr.Node>
+  readonly "~outputs": O
+}
+
+type ParamSpecs = Record<string, Column.Any>
+type ArgsOf<P extends ParamSpecs> = { readonly [K in keyof P]: Column.TypeOf<P[K]> }
+type CallArgs<P extends ParamSpecs> = { readonly [K in keyof P]: Expr.Input<Column.TypeOf<P[K]> | null> }
+type RowOf<O extends Record<string, Column.Any>> = { readonly [K in keyof O]: Column.TypeOf<O[K]> }
+
+const registry = new Map<string, Definition>()
+const key = (name: string, version: number) => `${name}@${version}`
+
+/** The iterator registered under a name and version in this process, if any. */
+export const lookup = (name: string, version: number): Definition | undefined => registry.get(key(name, version))
+
+/** Names reserved for the position column that every iterator view has. */
+export const POSITION = "pos"
+
+/**
+ * Defines an iterator. `run` returns the components of one base row as a
+ * Stream (or an Effect of an array); each has the `outputs` columns.
+ */
+export const make = <P extends ParamSpecs, O extends Record<string, Column.Any>>(options: {
+  readonly name: string
+  readonly version?: number | undefined
+  readonly params: P
+  readonly outputs: O
+  readonly run: (args: ArgsOf<P>) => Stream.Stream<RowOf<O>, unknown> | Effect.Effect<ReadonlyArray<RowOf<O>>, unknown>
+}): ((args: CallArgs<P>) => Call<O>) & { readonly definition: Definition } => {
+  const names = Object.keys(options.params)
+  const definition: Definition = {
+    name: options.name,
+    version: options.version ?? 1,
+    params: names.map((name) => ({
+      name,
+      type: options.params[name]!.type,
+      nullable: options.params[name]!.nullable
+    })),
+    outputs: Object.entries(options.outputs).map(([name, c]) => ({ name, type: c.type, nullable: c.nullable })),
+    run: (args) => {
+      const object: Record<string, unknown> = {}
+      names.forEach((name, i) => {
+        object[name] = args[i]
+      })
+      const out = options.run(object as ArgsOf<P>)
+      return (Stream.isStream(out) ? out : Stream.fromIterableEffect(out)) as Stream.Stream<
+        Record<string, unknown>,
+        unknown
+      >
+    }
+  }
+  registry.set(key(definition.name, definition.version), definition)
+  const call = (args: CallArgs<P>): Call<O> => ({
+    _tag: "IteratorCall",
+    fn: definition.name,
+    version: definition.version,
+    args: definition.params.map((p) => {
+      const value = (args as Record<string, unknown>)[p.name]
+      return Expr.toExpr(value === undefined ? null : value, p.type).node
+    }),
+    "~outputs": undefined as unknown as O
+  })
+  return Object.assign(call, { definition })
+}
