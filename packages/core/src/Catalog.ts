@@ -59,6 +59,25 @@ export interface TableMeta {
   readonly primaryKey?: ReadonlyArray<number> | undefined
   /** What a view or snapshot is made from. */
   readonly view?: ViewDefinition | undefined
+  /** The table's embedding indexes. */
+  readonly indexes?: ReadonlyArray<IndexMeta> | undefined
+}
+
+/** An embedding index: vectors of a column, searchable by similarity with HNSW. */
+export interface IndexMeta {
+  readonly id: number
+  readonly name: string
+  /** The indexed column (String, Image or Vector). */
+  readonly column: number
+  /** The column holding the vectors: the indexed column itself, or a hidden computed column. */
+  readonly vectors: number
+  /** The function that embeds values (and queries) of the column's modality; none for a Vector column. */
+  readonly embed?: { readonly fn: string; readonly version: number } | undefined
+  readonly metric: "cosine" | "ip" | "l2"
+  readonly precision: "vector" | "halfvec"
+  readonly dimension: number
+  readonly m: number
+  readonly efConstruction: number
 }
 
 /**
@@ -238,12 +257,18 @@ export const inlineUnstored = (table: TableMeta, node: Expr.Node): Expr.Node => 
   return go(node)
 }
 
+/** A node with each direct child replaced by `f(child)`. */
+export const mapChildren = (node: Expr.Node, f: (n: Expr.Node) => Expr.Node): Expr.Node => rebuild(node, f)
+
 const rebuild = (node: Expr.Node, f: (n: Expr.Node) => Expr.Node): Expr.Node => {
   switch (node._tag) {
     case "Column":
     case "Literal":
     case "ErrorProp":
+    case "VectorScore":
       return node
+    case "Similarity":
+      return { ...node, query: f(node.query) }
     case "Binary":
       return { ...node, left: f(node.left), right: f(node.right) }
     case "Not":

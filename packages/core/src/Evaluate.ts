@@ -89,6 +89,13 @@ export const evaluate = (node: Expr.Node, env: Env, types: Expr.ColumnTypes = no
         return env.call(node, node.args.map(go)) ?? null
       case "ErrorProp":
         return env.error(node.id, node.prop) ?? null
+      case "Similarity":
+        throw new EvalError("InvalidExpression", `${node.name}.similarity must be resolved against its index first`)
+      case "VectorScore": {
+        const value = env.column(node.id)
+        if (value === null || value === undefined) return null
+        return vectorScore(value as ArrayLike<number>, node.vector, node.metric, node.precision)
+      }
     }
   }
 
@@ -998,5 +1005,37 @@ const toJson = (value: unknown, from: ColumnType.ColumnType, parseText: boolean)
       return hex(value as Uint8Array)
     default:
       return value
+  }
+}
+
+const half = (x: number): number => Math.f16round(x)
+
+/** The score SQL gives for two vectors (computed in float4 / float2 like pgvector). */
+export const vectorScore = (
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  metric: Expr.Metric,
+  precision: Expr.Precision
+): number => {
+  const round = precision === "halfvec" ? half : Math.fround
+  let dot = 0
+  let na = 0
+  let nb = 0
+  let l2 = 0
+  for (let i = 0; i < a.length; i++) {
+    const x = round(a[i]!)
+    const y = round(b[i]!)
+    dot += x * y
+    na += x * x
+    nb += y * y
+    l2 += (x - y) * (x - y)
+  }
+  switch (metric) {
+    case "cosine":
+      return na === 0 || nb === 0 ? Number.NaN : dot / Math.sqrt(na * nb)
+    case "ip":
+      return dot
+    case "l2":
+      return Math.sqrt(l2)
   }
 }

@@ -25,6 +25,8 @@ export type StringFn =
   | "replace"
   | "concat"
 export type ErrorProp = "errorType" | "errorMessage"
+export type Metric = "cosine" | "ip" | "l2"
+export type Precision = "vector" | "halfvec"
 
 export type Node =
   | { readonly _tag: "Column"; readonly id: number; readonly name: string }
@@ -45,6 +47,23 @@ export type Node =
       readonly type: ColumnType.ColumnType
     }
   | { readonly _tag: "ErrorProp"; readonly id: number; readonly name: string; readonly prop: ErrorProp }
+  | {
+      /** Similarity to `query` under an embedding index of column `id` (resolved before evaluation). */
+      readonly _tag: "Similarity"
+      readonly id: number
+      readonly name: string
+      readonly index: string | undefined
+      readonly query: Node
+    }
+  | {
+      /** A resolved similarity: the stored vector column `id` scored against a query vector. */
+      readonly _tag: "VectorScore"
+      readonly id: number
+      readonly name: string
+      readonly metric: Metric
+      readonly precision: Precision
+      readonly vector: ReadonlyArray<number>
+    }
 
 /** Resolves a column id to its type (and tells whether it is computed). */
 export type ColumnTypes = (id: number) => ColumnType.ColumnType | undefined
@@ -238,6 +257,26 @@ export class ColumnRef<T> extends Expr<T> {
   get errorType(): Expr<string | null> {
     return new Expr({ _tag: "ErrorProp", id: this.id, name: this.name, prop: "errorType" }, ColumnType.String)
   }
+  /**
+   * Similarity to `query` (a text, an image, or a vector) under the column's
+   * embedding index (`options.index` names it when there are several). Higher
+   * is closer for cosine and inner product; for l2 it is the distance.
+   */
+  similarity(
+    query: string | Float32Array | ReadonlyArray<number> | Expr<unknown>,
+    options?: { readonly index?: string }
+  ): Expr<number> {
+    const q = isExpr(query)
+      ? query.node
+      : lit(
+          query instanceof Float32Array || Array.isArray(query) ? Float32Array.from(query as ArrayLike<number>) : query
+        ).node
+    return new Expr(
+      { _tag: "Similarity", id: this.id, name: this.name, index: options?.index, query: q },
+      ColumnType.Float
+    )
+  }
+
   /** The message of the error that the cell's computation failed with (null when it did not fail). */
   get errorMessage(): Expr<string | null> {
     return new Expr({ _tag: "ErrorProp", id: this.id, name: this.name, prop: "errorMessage" }, ColumnType.String)
@@ -342,6 +381,9 @@ export const typeOf = (node: Node, columns: ColumnTypes): ColumnType.ColumnType 
       return node.type
     case "ErrorProp":
       return ColumnType.String
+    case "Similarity":
+    case "VectorScore":
+      return ColumnType.Float
   }
 }
 
@@ -354,7 +396,10 @@ export const children = (node: Node): ReadonlyArray<Node> => {
     case "Column":
     case "Literal":
     case "ErrorProp":
+    case "VectorScore":
       return []
+    case "Similarity":
+      return [node.query]
     case "Binary":
       return [node.left, node.right]
     case "Not":
@@ -381,7 +426,9 @@ export const walk = (node: Node, visit: (node: Node) => void): void => {
 export const columnIds = (node: Node): ReadonlySet<number> => {
   const ids = new Set<number>()
   walk(node, (n) => {
-    if (n._tag === "Column" || n._tag === "ErrorProp") ids.add(n.id)
+    if (n._tag === "Column" || n._tag === "ErrorProp" || n._tag === "Similarity" || n._tag === "VectorScore") {
+      ids.add(n.id)
+    }
   })
   return ids
 }
@@ -478,6 +525,10 @@ export const show = (node: Node): string => {
       return `${node.fn}(${node.args.map(show).join(", ")})`
     case "ErrorProp":
       return `${node.name}.${node.prop}`
+    case "Similarity":
+      return `${node.name}.similarity(${show(node.query)}${node.index === undefined ? "" : `, ${node.index}`})`
+    case "VectorScore":
+      return `${node.name}.similarity(<vector>)`
   }
 }
 
@@ -511,7 +562,10 @@ const mapNode = (node: Node, f: (literal: Extract<Node, { _tag: "Literal" }>) =>
       return f(node)
     case "Column":
     case "ErrorProp":
+    case "VectorScore":
       return node
+    case "Similarity":
+      return { ...node, query: mapNode(node.query, f) }
     case "Binary":
       return { ...node, left: mapNode(node.left, f), right: mapNode(node.right, f) }
     case "Not":

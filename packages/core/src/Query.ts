@@ -188,9 +188,12 @@ const plan = (
   const inline = (node: Expr.Node) => Catalog.inlineUnstored(meta, node)
   const canPush = (node: Expr.Node) => !state.engine && store.pushable(meta, node)
 
+  // Hidden columns (an embedding index's vectors) are not part of `select *`.
   const selected =
     state.select ??
-    meta.columns.map((c) => ({ key: c.name, node: { _tag: "Column", id: c.id, name: c.name } as Expr.Node }))
+    meta.columns
+      .filter((c) => !c.name.startsWith("_"))
+      .map((c) => ({ key: c.name, node: { _tag: "Column", id: c.id, name: c.name } as Expr.Node }))
 
   const orderNodes: Array<{ node: Expr.Node; desc: boolean }> = []
   for (const o of state.orderBy) {
@@ -231,9 +234,9 @@ const plan = (
   const fetched = new Set<string>()
   for (const node of engineNodes) {
     Expr.walk(node, (n) => {
-      if (n._tag === "Column" && !fetched.has(valueKey(n.id))) {
+      if ((n._tag === "Column" || n._tag === "VectorScore") && !fetched.has(valueKey(n.id))) {
         fetched.add(valueKey(n.id))
-        sqlOutputs.push({ key: valueKey(n.id), node: n })
+        sqlOutputs.push({ key: valueKey(n.id), node: { _tag: "Column", id: n.id, name: n.name } })
         const column = byId.get(n.id)
         if (column?.computed?.stored) {
           for (const prop of ["errorType", "errorMessage"] as const) {
@@ -359,11 +362,97 @@ const finishBatch = Effect.fnUntraced(function* (plan: Plan, raws: ReadonlyArray
   })
 })
 
+/**
+ * Replaces `similarity` nodes by scores against the embedding index's stored
+ * vectors, embedding the query value once with the index's function.
+ */
+const resolveSimilarity = Effect.fnUntraced(function* (meta: Catalog.TableMeta, node: Expr.Node) {
+  const found: Array<Extract<Expr.Node, { _tag: "Similarity" }>> = []
+  Expr.walk(node, (n) => {
+    if (n._tag === "Similarity") found.push(n)
+  })
+  if (found.length === 0) return node
+  const resolved = new Map<Expr.Node, Expr.Node>()
+  for (const similarity of found) {
+    const candidates = (meta.indexes ?? []).filter(
+      (i) => i.column === similarity.id && (similarity.index === undefined || i.name === similarity.index)
+    )
+    if (candidates.length !== 1) {
+      const all = (meta.indexes ?? []).filter((i) => i.column === similarity.id).map((i) => i.name)
+      return yield* new QueryError({
+        table: meta.path,
+        message:
+          candidates.length === 0
+            ? `${similarity.name} has no embedding index${similarity.index === undefined ? "" : ` named ${JSON.stringify(similarity.index)}`} (indexes: ${all.join(", ") || "none"})`
+            : `${similarity.name} has several embedding indexes (${all.join(", ")}): name one with similarity(value, { index })`
+      })
+    }
+    const index = candidates[0]!
+    const query = similarity.query
+    let vector: ArrayLike<number> | undefined
+    if (query._tag === "Literal" && (query.value instanceof Float32Array || Array.isArray(query.value))) {
+      vector = query.value as ArrayLike<number>
+    } else if (index.embed !== undefined) {
+      const call: Expr.Node = {
+        _tag: "Call",
+        fn: index.embed.fn,
+        version: index.embed.version,
+        args: [query],
+        type: { kind: "Vector", dim: index.dimension }
+      }
+      const [cell] = yield* Compute.evaluateRows(meta, call, [{ values: new Map(), errors: new Map() }])
+      if (cell!.state === "error") {
+        return yield* new QueryError({
+          table: meta.path,
+          message: `embedding the query for ${similarity.name} failed: ${cell!.errorType}: ${cell!.errorMessage}`
+        })
+      }
+      vector = cell!.value as ArrayLike<number>
+    }
+    if (vector === undefined || vector.length !== index.dimension) {
+      return yield* new QueryError({
+        table: meta.path,
+        message: `the query for ${similarity.name} must be a vector of ${index.dimension} numbers${index.embed === undefined ? " (its index has no embed function)" : ""}`
+      })
+    }
+    resolved.set(similarity, {
+      _tag: "VectorScore",
+      id: index.vectors,
+      name: similarity.name,
+      metric: index.metric,
+      precision: index.precision,
+      vector: Array.from(vector)
+    })
+  }
+  return replaceNodes(node, resolved)
+})
+
+const replaceNodes = (node: Expr.Node, replacements: ReadonlyMap<Expr.Node, Expr.Node>): Expr.Node => {
+  const direct = replacements.get(node)
+  if (direct !== undefined) return direct
+  return Catalog.mapChildren(node, (child) => replaceNodes(child, replacements))
+}
+
+const resolveQuery = Effect.fnUntraced(function* (query: Query<any, any>, meta: Catalog.TableMeta) {
+  const state = query.state
+  const where = yield* Effect.forEach(state.where, (n) => resolveSimilarity(meta, n))
+  const select =
+    state.select === undefined
+      ? undefined
+      : yield* Effect.forEach(state.select, (s) =>
+          Effect.map(resolveSimilarity(meta, s.node), (node) => ({ key: s.key, node }))
+        )
+  const orderBy = yield* Effect.forEach(state.orderBy, (o) =>
+    typeof o.key === "string" ? Effect.succeed(o) : Effect.map(resolveSimilarity(meta, o.key), (key) => ({ ...o, key }))
+  )
+  return new Query<any, any>(query.source, query.c, { ...state, where, select, orderBy })
+})
+
 const loadPlan = (query: Query<any, any>, extra?: { readonly reverse?: boolean }) =>
   Effect.gen(function* () {
     const store = yield* Store
     const meta = yield* query.source.load
-    const p = plan(query, meta, store, extra)
+    const p = plan(yield* resolveQuery(query, meta), meta, store, extra)
     if (p instanceof QueryError) return yield* p
     return { store, plan: p }
   })

@@ -162,6 +162,16 @@ export class Store extends Context.Service<
       table: Catalog.TableMeta,
       column: Catalog.ColumnMeta
     ) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
+    /** Adds an embedding index (catalog entry and HNSW index) as a new schema version. */
+    readonly addIndex: (
+      table: Catalog.TableMeta,
+      index: Omit<Catalog.IndexMeta, "id">
+    ) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
+    /** Drops an embedding index as a new schema version. */
+    readonly dropIndex: (
+      table: Catalog.TableMeta,
+      index: Catalog.IndexMeta
+    ) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
     /** The views and snapshots made from a table (directly). */
     readonly dependentsOf: (table: Catalog.TableMeta) => Effect.Effect<ReadonlyArray<Catalog.TableMeta>, StoreError>
     /** Makes a data column nullable (metadata only) as a new schema version. */

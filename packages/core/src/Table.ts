@@ -240,6 +240,98 @@ export class Table<S extends Column.Specs> {
     })
   }
 
+  /**
+   * Adds an embedding index on a String, Image or Vector column. For String
+   * and Image columns `embed` computes the vectors (stored like a computed
+   * column: durable, rate-limited, kept up to date) and embeds query values;
+   * a Vector column is indexed as it is. HNSW with the metric's operator
+   * class, `halfvec` precision by default.
+   */
+  addEmbeddingIndex<K extends keyof S & string>(
+    column: K,
+    options?: {
+      readonly embed?: Fn.Fn<any, Float32Array> | undefined
+      readonly metric?: "cosine" | "ip" | "l2"
+      readonly precision?: "vector" | "halfvec"
+      readonly m?: number
+      readonly efConstruction?: number
+      readonly name?: string
+    }
+  ): Effect.Effect<Table<S>, WriteFailure, Store> {
+    const self = this
+    return Effect.gen(function* () {
+      const store = yield* Store
+      const meta = yield* self.loadForWrite("addEmbeddingIndex")
+      const target = meta.columns.find((c) => c.name === column)
+      if (target === undefined) {
+        return yield* new Catalog.CatalogError({
+          reason: "NotFound",
+          path: meta.path,
+          message: `${meta.path} has no column ${JSON.stringify(column)}`
+        })
+      }
+      const name = options?.name ?? `${column}_idx`
+      const invalid = Catalog.parsePath(name)
+      if (invalid instanceof Catalog.CatalogError) return yield* invalid
+      let vectors = target
+      let embed: Catalog.IndexMeta["embed"]
+      if (target.type.kind !== "Vector") {
+        const fn = options?.embed
+        if (fn === undefined || fn.definition.returns.kind !== "Vector") {
+          return yield* new Catalog.CatalogError({
+            reason: "InvalidDefinition",
+            path: meta.path,
+            message: `an embedding index on ${column} (${ColumnType.show(target.type)}) needs an embed function returning a Vector`
+          })
+        }
+        const param = fn.definition.params[0]!.name
+        const table = new Table<any>(meta)
+        const next = yield* table.addComputedColumn(`_emb_${name}`, fn({ [param]: table.c[column] } as never), {
+          onError: "record",
+          hidden: true
+        } as never)
+        vectors = next.meta.columns.find((c) => c.name === `_emb_${name}`)!
+        embed = { fn: fn.definition.name, version: fn.definition.version }
+      }
+      if (vectors.type.kind !== "Vector") return yield* Effect.die(new Error("unreachable: vectors are typed Vector"))
+      const current = yield* store.getTable(meta.path)
+      const next = yield* store.addIndex(current, {
+        name,
+        column: target.id,
+        vectors: vectors.id,
+        embed,
+        metric: options?.metric ?? "cosine",
+        precision: options?.precision ?? "halfvec",
+        dimension: vectors.type.dim,
+        m: options?.m ?? 16,
+        efConstruction: options?.efConstruction ?? 64
+      })
+      return new Table<S>(next)
+    })
+  }
+
+  /** Drops an embedding index (and the vectors it computed). */
+  dropEmbeddingIndex(name: string): Effect.Effect<Table<S>, Catalog.CatalogError | StoreError, Store> {
+    const self = this
+    return Effect.gen(function* () {
+      const store = yield* Store
+      const meta = yield* self.loadForWrite("dropEmbeddingIndex")
+      const index = meta.indexes?.find((i) => i.name === name)
+      if (index === undefined) {
+        return yield* new Catalog.CatalogError({
+          reason: "NotFound",
+          path: meta.path,
+          message: `${meta.path} has no index named ${JSON.stringify(name)}`
+        })
+      }
+      let next = yield* store.dropIndex(meta, index)
+      if (index.vectors !== index.column) {
+        next = yield* store.dropColumn(next, next.columns.find((c) => c.id === index.vectors)!)
+      }
+      return new Table<S>(next)
+    })
+  }
+
   /** Widens a data column to nullable (metadata only) as a new schema version. */
   setNullable<K extends keyof S & string>(
     name: K
@@ -331,15 +423,17 @@ export class Table<S extends Column.Specs> {
   /** The columns with their types, expressions and states. */
   describe(): Effect.Effect<ReadonlyArray<ColumnInfo>, Catalog.CatalogError | StoreError, Store> {
     return Effect.map(this.load, (meta) =>
-      meta.columns.map((c) => ({
-        name: c.name,
-        type: ColumnType.show(c.type),
-        nullable: c.nullable,
-        computed: c.computed === undefined ? undefined : Expr.show(c.computed.expr),
-        stored: c.computed === undefined ? true : c.computed.stored,
-        onError: c.computed?.onError,
-        state: Catalog.columnState(c)
-      }))
+      meta.columns
+        .filter((c) => !c.name.startsWith("_"))
+        .map((c) => ({
+          name: c.name,
+          type: ColumnType.show(c.type),
+          nullable: c.nullable,
+          computed: c.computed === undefined ? undefined : Expr.show(c.computed.expr),
+          stored: c.computed === undefined ? true : c.computed.stored,
+          onError: c.computed?.onError,
+          state: Catalog.columnState(c)
+        }))
     )
   }
 
@@ -454,10 +548,12 @@ export class Table<S extends Column.Specs> {
     }
   ): Effect.Effect<Table<S & { readonly [K in N]: Column.Computed<T> }>, WriteFailure, Store> {
     const load = this.loadForWrite("addComputedColumn")
+    const hidden = (options as { readonly hidden?: boolean } | undefined)?.hidden === true
     return Effect.gen(function* () {
       const store = yield* Store
       const meta = yield* load
-      yield* checkNewColumn(meta, name)
+      // Hidden columns (an index's vectors) have reserved names starting with "_".
+      if (!hidden) yield* checkNewColumn(meta, name)
       const ids = new Set(meta.columns.map((c) => c.id))
       for (const id of Expr.columnIds(expr.node)) {
         if (!ids.has(id)) {

@@ -409,6 +409,14 @@ export const make = Effect.gen(function* () {
             WHERE table_id = ${id} AND added_in <= ${asOf} AND (dropped_in IS NULL OR dropped_in > ${asOf})
             ORDER BY column_id`
     )
+    const indexes = yield* run(
+      "reading indexes",
+      sql<{ id: number; name: string; definition: Omit<Catalog.IndexMeta, "id" | "name"> }>`
+        SELECT id::int4 AS id, name, definition FROM tessera.indexes
+        WHERE table_id = ${id} AND added_in <= ${asOf ?? t.version}
+          AND (dropped_in IS NULL OR dropped_in > ${asOf ?? t.version})
+        ORDER BY id`
+    )
     // Names as of `asOf`: undo the renames made after it, newest first.
     const names = new Map(columns.map((c) => [c.column_id, c.name]))
     if (asOf !== undefined) {
@@ -427,6 +435,9 @@ export const make = Effect.gen(function* () {
       schemaVersion,
       ...(asOf === undefined ? {} : { asOf }),
       ...(t.definition?.primaryKey === undefined ? {} : { primaryKey: t.definition.primaryKey }),
+      ...(indexes.length === 0
+        ? {}
+        : { indexes: indexes.map((i): Catalog.IndexMeta => ({ ...i.definition, id: i.id, name: i.name })) }),
       ...(t.definition?.view === undefined
         ? {}
         : {
@@ -641,6 +652,43 @@ export const make = Effect.gen(function* () {
         Effect.catchTag("SqlError", (e) => Effect.fail(storeError(`creating table ${path}`)(e))),
         Effect.tap(({ table, created }) => (created ? notify({ kind: "schema", table: table.id }) : Effect.void))
       )
+
+  const opclass = (index: Pick<Catalog.IndexMeta, "metric" | "precision">) =>
+    `${index.precision}_${index.metric === "ip" ? "ip" : index.metric === "l2" ? "l2" : "cosine"}_ops`
+
+  const addIndex: Store.Store["Service"]["addIndex"] = (table, index) =>
+    Effect.gen(function* () {
+      if (table.indexes?.some((i) => i.name === index.name)) {
+        return yield* new Catalog.CatalogError({
+          reason: "AlreadyExists",
+          path: table.path,
+          message: `${table.path} already has an index named ${JSON.stringify(index.name)}`
+        })
+      }
+      return yield* schemaChange(table, `Added index: ${index.name}`, (version) =>
+        Effect.gen(function* () {
+          const { name, ...definition } = index
+          const rows = yield* sql<{ id: number }>`INSERT INTO tessera.indexes (table_id, name, definition, added_in)
+            VALUES (${table.id}, ${name}, ${JSON.stringify(definition)}::jsonb, ${version}) RETURNING id::int4 AS id`
+          const id = rows[0]!.id
+          // The indexed expression is the one `VectorScore` compiles to, so queries use the index.
+          yield* unsafe(
+            `CREATE INDEX tidx_${table.id}_${id} ON ${tableName(table.id)}
+             USING hnsw ((c_${index.vectors}::${index.precision}(${index.dimension})) ${opclass(index)})
+             WITH (m = ${Math.floor(index.m)}, ef_construction = ${Math.floor(index.efConstruction)})
+             WHERE v_max = ${LIVE}`
+          )
+        })
+      )
+    })
+
+  const dropIndex: Store.Store["Service"]["dropIndex"] = (table, index) =>
+    schemaChange(table, `Dropped index: ${index.name}`, (version) =>
+      Effect.gen(function* () {
+        yield* sql`UPDATE tessera.indexes SET dropped_in = ${version} WHERE id = ${index.id}`
+        yield* unsafe(`DROP INDEX IF EXISTS tessera_data.tidx_${table.id}_${index.id}`)
+      })
+    )
 
   /** The path of a table by id (undefined when it no longer exists). */
   const pathOf = Effect.fnUntraced(function* (id: number) {
@@ -982,6 +1030,21 @@ export const make = Effect.gen(function* () {
                   )
                 }
               }
+              const addedIndexes = yield* sql<{ id: number }>`DELETE FROM tessera.indexes
+                WHERE table_id = ${table.id} AND added_in = ${version} RETURNING id::int4 AS id`
+              for (const i of addedIndexes) yield* unsafe(`DROP INDEX IF EXISTS tessera_data.tidx_${table.id}_${i.id}`)
+              const droppedIndexes = yield* sql<{ id: number; definition: Omit<Catalog.IndexMeta, "id" | "name"> }>`
+                UPDATE tessera.indexes SET dropped_in = NULL WHERE table_id = ${table.id} AND dropped_in = ${version}
+                RETURNING id::int4 AS id, definition`
+              for (const i of droppedIndexes) {
+                const index = i.definition
+                yield* unsafe(
+                  `CREATE INDEX IF NOT EXISTS tidx_${table.id}_${i.id} ON ${tableName(table.id)}
+                   USING hnsw ((c_${index.vectors}::${index.precision}(${index.dimension})) ${opclass(index)})
+                   WITH (m = ${Math.floor(index.m)}, ef_construction = ${Math.floor(index.efConstruction)})
+                   WHERE v_max = ${LIVE}`
+                )
+              }
               const renamed = yield* sql<{ column_id: number; old_name: string }>`
                 DELETE FROM tessera.renames WHERE table_id = ${table.id} AND version = ${version}
                 RETURNING column_id, old_name`
@@ -1095,6 +1158,14 @@ export const make = Effect.gen(function* () {
     if (spec.withBaseRowid) parts.push(sql.literal(`b_rowid AS "$baseRowid"`))
     if (page !== undefined) conditions.push(sql`rowid > ${page.after}`)
     const order: Array<Statement.Fragment> = spec.orderBy.map((o) => {
+      if (o.node._tag === "VectorScore") {
+        // Order by the raw distance operator, as the HNSW index orders, so the index serves it.
+        const node = o.node
+        const type = sql.literal(`${node.precision}(${node.vector.length})`)
+        const operator = sql.literal(node.metric === "cosine" ? "<=>" : node.metric === "ip" ? "<#>" : "<->")
+        const ascending = node.metric === "l2" ? !o.desc : o.desc
+        return sql`${sql(valueCol(node.id))}::${type} ${operator} ${database.vector(Float32Array.from(node.vector))}::${type} ${sql.literal(ascending ? "ASC" : "DESC")}`
+      }
       const type = Expr.typeOf(o.node, Catalog.columnTypes(table))
       const text = type.kind === "String" || ColumnType.isMedia(type)
       const collate = text ? sql.literal(` COLLATE "C"`) : sql.literal("")
@@ -1530,6 +1601,8 @@ export const make = Effect.gen(function* () {
     dropTable,
     moveTable,
     addColumn,
+    addIndex,
+    dropIndex,
     dependentsOf,
     dropColumn,
     renameColumn,

@@ -208,6 +208,22 @@ const compileNode = (root: Expr.Node, ctx: CompileContext): Fragment => {
         throw new NotExpressible()
       case "ErrorProp":
         return sql`${ctx.errorColumn(node.id, node.prop)}`
+      case "Similarity":
+        throw new NotExpressible()
+      case "VectorScore": {
+        // Written as the index is, so that an HNSW index on the column serves ORDER BY ... LIMIT.
+        const type = sql.literal(`${node.precision}(${node.vector.length})`)
+        const column = sql`${ctx.column(node.id)}::${type}`
+        const query = sql`${ctx.vector(Float32Array.from(node.vector))}::${type}`
+        switch (node.metric) {
+          case "cosine":
+            return sql`(1 - (${column} <=> ${query}))`
+          case "ip":
+            return sql`(-(${column} <#> ${query}))`
+          case "l2":
+            return sql`(${column} <-> ${query})`
+        }
+      }
     }
   }
 

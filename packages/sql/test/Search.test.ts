@@ -1,0 +1,121 @@
+import { assert } from "@effect/vitest"
+import { Column, Fn, Table } from "@tessera/core"
+import { Effect } from "effect"
+import { Harness } from "../src/testing/index.ts"
+
+let unique = 0
+
+/** A deterministic bag-of-words embedding: texts sharing words are close. */
+const vocabulary = ["cat", "dog", "pet", "car", "road", "engine", "sea", "fish", "boat", "sun"]
+const bagOfWords = (text: string): Float32Array => {
+  const words = text.toLowerCase().split(/\W+/)
+  const v = Float32Array.from(vocabulary, (w) => words.filter((x) => x.startsWith(w)).length)
+  v[vocabulary.length - 1]! += 0.01 // never the zero vector
+  return v
+}
+
+Harness.forEachBackend("Embedding indexes and similarity", (test) => {
+  test("a text index ranks by meaning, in SQL and in the engine alike, and follows updates and reverts", () =>
+    Effect.gen(function* () {
+      const calls = { n: 0 }
+      const embed = Fn.make({
+        name: `bow_${process.pid}_${unique++}`,
+        params: { text: Column.String },
+        returns: Column.Vector(10),
+        run: ({ text }) => {
+          calls.n++
+          return bagOfWords(text)
+        }
+      })
+      const t = yield* Table.create("sentences", { id: Column.Int, text: Column.String })
+      yield* t.insert([
+        { id: 1, text: "The cat and the dog are pets" },
+        { id: 2, text: "A car on the road with a big engine" },
+        { id: 3, text: "Fish swim in the sea near the boat" },
+        { id: 4, text: "The sun is bright" }
+      ])
+      const indexed = yield* t.addEmbeddingIndex("text", { embed, metric: "cosine" })
+      assert.strictEqual(calls.n, 4)
+      assert.deepStrictEqual(
+        (yield* indexed.describe()).map((c) => c.name),
+        ["id", "text"],
+        "the index's vectors are hidden"
+      )
+      const search = (q: string) =>
+        indexed
+          .select((c) => ({ id: c.id, score: c.text.similarity(q) }))
+          .orderBy("score", "desc")
+          .limit(2)
+      const top = yield* search("my dog and my cat").collect()
+      assert.strictEqual(top[0]!.id, 1)
+      assert.isAbove(top[0]!.score, top[1]!.score)
+      assert.strictEqual(calls.n, 5, "the query is embedded once")
+      const engine = yield* search("my dog and my cat").inEngine().collect()
+      assert.deepStrictEqual(
+        engine.map((r) => r.id),
+        top.map((r) => r.id)
+      )
+      for (const [i, r] of engine.entries()) assert.approximately(r.score, top[i]!.score, 1e-3)
+      // Combined with a filter.
+      const filtered = yield* indexed
+        .where((c) => c.id.ne(1))
+        .orderBy((c) => c.text.similarity("a pet cat"), "desc")
+        .limit(1)
+        .collect()
+      assert.notStrictEqual(filtered[0]!.id, 1)
+
+      yield* indexed.update({ text: "fast car engine on the road" }, (c) => c.id.eq(4))
+      assert.strictEqual((yield* search("engine road car").collect())[0]!.id, 2)
+      const both = yield* search("engine road car").collect()
+      assert.sameMembers(
+        both.map((r) => r.id),
+        [2, 4]
+      )
+      const scoreOf4 = indexed
+        .where((c) => c.id.eq(4))
+        .select((c) => ({ score: c.text.similarity("engine road car") }))
+        .collect()
+      assert.isAbove((yield* scoreOf4)[0]!.score, 0.9)
+      yield* indexed.revert()
+      assert.isBelow((yield* scoreOf4)[0]!.score, 0.1, "after revert, the old text's vector again")
+    }))
+
+  test("precomputed vectors: each metric finds the row's own vector first, matching an exact scan", () =>
+    Effect.gen(function* () {
+      const t = yield* Table.create("vecs", { id: Column.Int, v: Column.Vector(8) })
+      let seed = 3
+      const next = () => {
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        return seed / 2147483648 - 0.5
+      }
+      const vectors = Array.from({ length: 200 }, () => Array.from({ length: 8 }, next))
+      yield* t.insert(vectors.map((v, id) => ({ id, v })))
+      for (const metric of ["cosine", "ip", "l2"] as const) {
+        const indexed = yield* t.addEmbeddingIndex("v", { metric, precision: "vector", name: `v_${metric}` })
+        const probe = vectors[17]!
+        const rows = yield* indexed
+          .select((c) => ({ id: c.id, score: c.v.similarity(probe, { index: `v_${metric}` }) }))
+          .orderBy("score", metric === "l2" ? "asc" : "desc")
+          .limit(5)
+          .collect()
+        if (metric !== "ip") assert.strictEqual(rows[0]!.id, 17, metric)
+        const exact = yield* indexed
+          .select((c) => ({ id: c.id, score: c.v.similarity(probe, { index: `v_${metric}` }) }))
+          .orderBy("score", metric === "l2" ? "asc" : "desc")
+          .limit(5)
+          .inEngine()
+          .collect()
+        assert.deepStrictEqual(
+          rows.map((r) => r.id),
+          exact.map((r) => r.id),
+          metric
+        )
+        yield* indexed.dropEmbeddingIndex(`v_${metric}`)
+      }
+      const ambiguous = yield* t.addEmbeddingIndex("v", { name: "a" }).pipe(
+        Effect.flatMap((x) => x.addEmbeddingIndex("v", { name: "b" })),
+        Effect.flatMap((x) => Effect.flip(x.select((c) => ({ s: c.v.similarity(vectors[0]!) })).collect()))
+      )
+      assert.include(ambiguous.message, "several embedding indexes")
+    }))
+})
