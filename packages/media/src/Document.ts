@@ -8,7 +8,7 @@
  * Also the functions computed columns call: `Document.text(c.doc)` (the full
  * text) and `Document.chunks(c.doc, options)` (the chunks as Json).
  */
-import { Column, ColumnType, Expr, Fn } from "@tessera/core"
+import { Column, ColumnType, Expr, Fn, Iterator } from "@tessera/core"
 import { Effect, Result, Schema } from "effect"
 import * as NodeFs from "node:fs/promises"
 import * as NodePath from "node:path"
@@ -284,4 +284,39 @@ export const chunks = (
   const valid = Splitter.validate(options)
   if (Result.isFailure(valid)) throw new Error(`Document.chunks: ${valid.failure.message}`)
   return chunksFunction({ doc, options: Expr.lit<unknown>(valid.success, ColumnType.Json()) })
+}
+
+/**
+ * The chunks iterator: an iterator view with one row per chunk of each
+ * document, `Table.createView(path, docs, { iterator: Document.chunkIterator(docs.c.doc, options) })`.
+ * Its columns: `text`, `headingPath` (Json), `page` and `title`, beside `pos`.
+ */
+export const chunkIteratorDefinition = Iterator.make({
+  name: "tessera.document.chunks.iterator",
+  params: { doc: Column.Document, options: Column.Json() },
+  outputs: {
+    text: Column.String,
+    headingPath: Column.Json(),
+    page: Column.nullable(Column.Int),
+    title: Column.nullable(Column.String)
+  },
+  run: ({ doc, options }) =>
+    Effect.gen(function* () {
+      const valid = Splitter.validate(options)
+      if (Result.isFailure(valid)) return yield* valid.failure
+      const document = yield* read(doc)
+      return Splitter.split(document, valid.success).map((chunk) => ({
+        text: chunk.text,
+        headingPath: chunk.headingPath,
+        page: chunk.page ?? null,
+        title: chunk.title ?? null
+      }))
+    })
+})
+
+/** `Document.chunkIterator(t.c.doc, options)`: the `iterator` option of an iterator view over documents. */
+export const chunkIterator = (doc: Expr.Input<string | null>, options: Splitter.Options) => {
+  const valid = Splitter.validate(options)
+  if (Result.isFailure(valid)) throw new Error(`Document.chunkIterator: ${valid.failure.message}`)
+  return chunkIteratorDefinition({ doc, options: Expr.lit<unknown>(valid.success, ColumnType.Json()) })
 }
