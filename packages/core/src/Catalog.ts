@@ -67,6 +67,10 @@ export interface TableMeta {
 export interface IndexMeta {
   readonly id: number
   readonly name: string
+  /** An embedding index (the default) or a full-text index. */
+  readonly kind?: "embedding" | "text" | undefined
+  /** A text index's text search configuration (e.g. "english"). */
+  readonly language?: string | undefined
   /** The indexed column (String, Image or Vector). */
   readonly column: number
   /** The column holding the vectors: the indexed column itself, or a hidden computed column. */
@@ -268,6 +272,7 @@ const rebuild = (node: Expr.Node, f: (n: Expr.Node) => Expr.Node): Expr.Node => 
     case "VectorScore":
       return node
     case "Similarity":
+    case "TextSearch":
       return { ...node, query: f(node.query) }
     case "Binary":
       return { ...node, left: f(node.left), right: f(node.right) }

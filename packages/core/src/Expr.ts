@@ -56,6 +56,15 @@ export type Node =
       readonly query: Node
     }
   | {
+      /** Full-text search of column `id` (PostgreSQL text search): a match test, or a rank. */
+      readonly _tag: "TextSearch"
+      readonly id: number
+      readonly name: string
+      readonly mode: "match" | "rank"
+      readonly language: string
+      readonly query: Node
+    }
+  | {
       /** A resolved similarity: the stored vector column `id` scored against a query vector. */
       readonly _tag: "VectorScore"
       readonly id: number
@@ -277,6 +286,40 @@ export class ColumnRef<T> extends Expr<T> {
     )
   }
 
+  /**
+   * Whether the text matches a full-text query (web-search syntax: words,
+   * "quoted phrases", OR, -excluded), in `language` (default english). A
+   * text index (`addTextIndex`) makes it fast. Evaluated by the database.
+   */
+  matches(query: Input<string>, options?: { readonly language?: string }): Expr<boolean> {
+    return new Expr(
+      {
+        _tag: "TextSearch",
+        id: this.id,
+        name: this.name,
+        mode: "match",
+        language: options?.language ?? "english",
+        query: toExpr(query, ColumnType.String).node
+      },
+      ColumnType.Bool
+    )
+  }
+
+  /** The full-text rank of the text for a query (higher is better; 0 when it does not match). */
+  textRank(query: Input<string>, options?: { readonly language?: string }): Expr<number> {
+    return new Expr(
+      {
+        _tag: "TextSearch",
+        id: this.id,
+        name: this.name,
+        mode: "rank",
+        language: options?.language ?? "english",
+        query: toExpr(query, ColumnType.String).node
+      },
+      ColumnType.Float
+    )
+  }
+
   /** The message of the error that the cell's computation failed with (null when it did not fail). */
   get errorMessage(): Expr<string | null> {
     return new Expr({ _tag: "ErrorProp", id: this.id, name: this.name, prop: "errorMessage" }, ColumnType.String)
@@ -384,6 +427,8 @@ export const typeOf = (node: Node, columns: ColumnTypes): ColumnType.ColumnType 
     case "Similarity":
     case "VectorScore":
       return ColumnType.Float
+    case "TextSearch":
+      return node.mode === "match" ? ColumnType.Bool : ColumnType.Float
   }
 }
 
@@ -399,6 +444,7 @@ export const children = (node: Node): ReadonlyArray<Node> => {
     case "VectorScore":
       return []
     case "Similarity":
+    case "TextSearch":
       return [node.query]
     case "Binary":
       return [node.left, node.right]
@@ -426,7 +472,13 @@ export const walk = (node: Node, visit: (node: Node) => void): void => {
 export const columnIds = (node: Node): ReadonlySet<number> => {
   const ids = new Set<number>()
   walk(node, (n) => {
-    if (n._tag === "Column" || n._tag === "ErrorProp" || n._tag === "Similarity" || n._tag === "VectorScore") {
+    if (
+      n._tag === "Column" ||
+      n._tag === "ErrorProp" ||
+      n._tag === "Similarity" ||
+      n._tag === "VectorScore" ||
+      n._tag === "TextSearch"
+    ) {
       ids.add(n.id)
     }
   })
@@ -529,6 +581,8 @@ export const show = (node: Node): string => {
       return `${node.name}.similarity(${show(node.query)}${node.index === undefined ? "" : `, ${node.index}`})`
     case "VectorScore":
       return `${node.name}.similarity(<vector>)`
+    case "TextSearch":
+      return `${node.name}.${node.mode === "match" ? "matches" : "textRank"}(${show(node.query)})`
   }
 }
 
@@ -565,6 +619,7 @@ const mapNode = (node: Node, f: (literal: Extract<Node, { _tag: "Literal" }>) =>
     case "VectorScore":
       return node
     case "Similarity":
+    case "TextSearch":
       return { ...node, query: mapNode(node.query, f) }
     case "Binary":
       return { ...node, left: mapNode(node.left, f), right: mapNode(node.right, f) }

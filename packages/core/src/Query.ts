@@ -123,6 +123,15 @@ export class Query<S extends Column.Specs, R> implements Pipeable.Pipeable {
     return collect(this)
   }
 
+  /** The result rows, each with its row id under `$id` (for fusing results of several queries). */
+  collectWithIds(): Effect.Effect<ReadonlyArray<R & { readonly $id: number }>, QueryFailure, Store> {
+    const query = this
+    return Effect.gen(function* () {
+      const { store, plan } = yield* loadPlan(query)
+      return (yield* collectPlanned(store, plan, true)) as unknown as ReadonlyArray<R & { readonly $id: number }>
+    })
+  }
+
   /** The result rows as a stream, in constant memory when the order can be pushed down. */
   stream(): Stream.Stream<R, QueryFailure, Store> {
     return stream(this)
@@ -375,10 +384,13 @@ const resolveSimilarity = Effect.fnUntraced(function* (meta: Catalog.TableMeta, 
   const resolved = new Map<Expr.Node, Expr.Node>()
   for (const similarity of found) {
     const candidates = (meta.indexes ?? []).filter(
-      (i) => i.column === similarity.id && (similarity.index === undefined || i.name === similarity.index)
+      (i) =>
+        i.kind !== "text" &&
+        i.column === similarity.id &&
+        (similarity.index === undefined || i.name === similarity.index)
     )
     if (candidates.length !== 1) {
-      const all = (meta.indexes ?? []).filter((i) => i.column === similarity.id).map((i) => i.name)
+      const all = (meta.indexes ?? []).filter((i) => i.kind !== "text" && i.column === similarity.id).map((i) => i.name)
       return yield* new QueryError({
         table: meta.path,
         message:
@@ -480,7 +492,7 @@ const stream = <R>(query: Query<any, R>): Stream.Stream<R, QueryFailure, Store> 
     })
   )
 
-const collectPlanned = Effect.fnUntraced(function* (store: Store["Service"], plan: Plan) {
+const collectPlanned = Effect.fnUntraced(function* (store: Store["Service"], plan: Plan, withIds = false) {
   const raws = yield* store.scanAll(plan.meta, { ...plan.spec, withRowid: true })
   const finished: Array<{
     row: Record<string, unknown>
@@ -517,7 +529,7 @@ const collectPlanned = Effect.fnUntraced(function* (store: Store["Service"], pla
         ? undefined
         : start + plan.limit
       : undefined
-  return finished.slice(start, end).map((r) => r.row)
+  return finished.slice(start, end).map((r) => (withIds ? { ...r.row, $id: r.rowid } : r.row))
 })
 
 const collect = <R>(query: Query<any, R>): Effect.Effect<ReadonlyArray<R>, QueryFailure, Store> =>

@@ -310,6 +310,50 @@ export class Table<S extends Column.Specs> {
     })
   }
 
+  /**
+   * Adds a full-text index on a String column (PostgreSQL `tsvector` + GIN)
+   * for `c.col.matches(query)` and `c.col.textRank(query)` in that language.
+   */
+  addTextIndex<K extends keyof S & string>(
+    column: K,
+    options?: { readonly language?: string; readonly name?: string }
+  ): Effect.Effect<Table<S>, Catalog.CatalogError | StoreError, Store> {
+    const self = this
+    return Effect.gen(function* () {
+      const store = yield* Store
+      const meta = yield* self.loadForWrite("addTextIndex")
+      const target = meta.columns.find((c) => c.name === column)
+      if (target === undefined || target.type.kind !== "String") {
+        return yield* new Catalog.CatalogError({
+          reason: "InvalidDefinition",
+          path: meta.path,
+          message: `a text index needs a String column; ${meta.path} has no String column ${JSON.stringify(column)}`
+        })
+      }
+      const language = options?.language ?? "english"
+      if (!/^[a-z_]+$/.test(language)) {
+        return yield* new Catalog.CatalogError({
+          reason: "InvalidDefinition",
+          path: meta.path,
+          message: `invalid text search language ${JSON.stringify(language)}`
+        })
+      }
+      const next = yield* store.addIndex(meta, {
+        name: options?.name ?? `${column}_text`,
+        kind: "text",
+        language,
+        column: target.id,
+        vectors: target.id,
+        metric: "cosine",
+        precision: "vector",
+        dimension: 0,
+        m: 0,
+        efConstruction: 0
+      })
+      return new Table<S>(next)
+    })
+  }
+
   /** Drops an embedding index (and the vectors it computed). */
   dropEmbeddingIndex(name: string): Effect.Effect<Table<S>, Catalog.CatalogError | StoreError, Store> {
     const self = this
@@ -1534,6 +1578,66 @@ export const create = <S extends Record<string, Column.Any>>(
       primaryKey: key === undefined ? undefined : typeof key === "string" ? [key] : key
     })
     return new Table<S>(table)
+  })
+
+/**
+ * Hybrid search: fuses a full-text ranking and a vector-similarity ranking of
+ * the same table with reciprocal rank fusion (score = Σ weight / (rrfK +
+ * rank)), so that rows matching only by keyword and rows matching only by
+ * meaning both surface. Returns the top `k` rows with their fused `score`.
+ */
+export const hybridSearch = <S extends Column.Specs>(
+  table: Table<S>,
+  options: {
+    readonly text: { readonly column: keyof S & string; readonly query: string; readonly language?: string }
+    readonly vector: {
+      readonly column: keyof S & string
+      readonly query: string | Float32Array | ReadonlyArray<number>
+      readonly index?: string
+    }
+    readonly k?: number
+    readonly weights?: { readonly text?: number; readonly vector?: number }
+    readonly rrfK?: number
+    readonly where?: Condition<S>
+  }
+): Effect.Effect<ReadonlyArray<Column.Row<S> & { readonly score: number }>, Query.QueryFailure, Store> =>
+  Effect.gen(function* () {
+    const k = options.k ?? 10
+    const depth = Math.max(k * 4, 20)
+    const rrfK = options.rrfK ?? 60
+    const c = table.c as Record<string, Expr.ColumnRef<any>>
+    const base = options.where === undefined ? table.where(Expr.lit(true)) : table.where(options.where)
+    const rowidOf = (row: Record<string, unknown>) => row.$id as number
+    const text = c[options.text.column]!
+    const byText = yield* base
+      .where(text.matches(options.text.query, { language: options.text.language ?? "english" }))
+      .orderBy(text.textRank(options.text.query, { language: options.text.language ?? "english" }), "desc")
+      .limit(depth)
+      .collectWithIds()
+    const vectorColumn = c[options.vector.column]!
+    const similarity = vectorColumn.similarity(
+      options.vector.query,
+      options.vector.index === undefined ? undefined : { index: options.vector.index }
+    )
+    const byVector = yield* base.orderBy(similarity, "desc").limit(depth).collectWithIds()
+    const scores = new Map<number, { row: Record<string, unknown>; score: number }>()
+    const add = (rows: ReadonlyArray<Record<string, unknown>>, weight: number) => {
+      for (const [rank, row] of rows.entries()) {
+        const id = rowidOf(row)
+        const entry = scores.get(id) ?? { row, score: 0 }
+        entry.score += weight / (rrfK + rank + 1)
+        scores.set(id, entry)
+      }
+    }
+    add(byText, options.weights?.text ?? 1)
+    add(byVector, options.weights?.vector ?? 1)
+    return [...scores.values()]
+      .sort((a, b) => b.score - a.score)
+      .slice(0, k)
+      .map(({ row, score }) => {
+        const { $id: _, ...rest } = row
+        return { ...(rest as Column.Row<S>), score }
+      })
   })
 
 /** What a view or snapshot is made from: a table (all its rows and columns) or a query over one. */

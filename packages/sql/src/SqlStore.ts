@@ -671,6 +671,16 @@ export const make = Effect.gen(function* () {
           const rows = yield* sql<{ id: number }>`INSERT INTO tessera.indexes (table_id, name, definition, added_in)
             VALUES (${table.id}, ${name}, ${JSON.stringify(definition)}::jsonb, ${version}) RETURNING id::int4 AS id`
           const id = rows[0]!.id
+          if (index.kind === "text") {
+            // The expression `matches` compiles to, so the index serves full-text queries.
+            const language = (index.language ?? "english").replace(/[^a-z_]/g, "")
+            yield* unsafe(
+              `CREATE INDEX tidx_${table.id}_${id} ON ${tableName(table.id)}
+               USING gin (to_tsvector('${language}'::regconfig, coalesce(c_${index.column}, '')))
+               WHERE v_max = ${LIVE}`
+            )
+            return
+          }
           // The indexed expression is the one `VectorScore` compiles to, so queries use the index.
           yield* unsafe(
             `CREATE INDEX tidx_${table.id}_${id} ON ${tableName(table.id)}

@@ -118,4 +118,46 @@ Harness.forEachBackend("Embedding indexes and similarity", (test) => {
       )
       assert.include(ambiguous.message, "several embedding indexes")
     }))
+
+  test("full-text search with a text index, and a hybrid query fusing keyword and meaning", () =>
+    Effect.gen(function* () {
+      const embed = Fn.make({
+        name: `bow2_${process.pid}_${unique++}`,
+        params: { text: Column.String },
+        returns: Column.Vector(10),
+        run: ({ text }) => bagOfWords(text)
+      })
+      const t = yield* Table.create("articles", { id: Column.Int, body: Column.String })
+      yield* t.insert([
+        { id: 1, body: "Zanzibar travel notes and itineraries" },
+        { id: 2, body: "My cat and my dog, two pets at home" },
+        { id: 3, body: "Engines, roads and cars" },
+        { id: 4, body: "Boats on the sea" }
+      ])
+      const withText = yield* t.addTextIndex("body", { language: "english" })
+      const indexed = yield* withText.addEmbeddingIndex("body", { embed })
+      const matched = yield* indexed
+        .where((c) => c.body.matches("zanzibar itinerary"))
+        .select((c) => ({ id: c.id, rank: c.body.textRank("zanzibar itinerary") }))
+        .collect()
+      assert.deepStrictEqual(
+        matched.map((r) => r.id),
+        [1]
+      )
+      assert.isAbove(matched[0]!.rank, 0)
+      // "zanzibar" matches article 1 only by keyword; "kitten pets" matches 2 only by meaning (the pet words).
+      const fused = yield* Table.hybridSearch(indexed, {
+        text: { column: "body", query: "zanzibar" },
+        vector: { column: "body", query: "pets cat dog" },
+        k: 3
+      })
+      const top = fused.slice(0, 2).map((r) => r.id)
+      assert.sameMembers(top, [1, 2])
+      assert.isTrue(fused.every((r) => r.score > 0))
+      const meta = yield* indexed.load
+      assert.sameMembers(
+        (meta.indexes ?? []).map((i) => [i.name, i.kind ?? "embedding"] as const).map(([n, k]) => `${n}:${k}`),
+        ["body_text:text", "body_idx:embedding"]
+      )
+    }))
 })

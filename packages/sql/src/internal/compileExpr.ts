@@ -210,6 +210,14 @@ const compileNode = (root: Expr.Node, ctx: CompileContext): Fragment => {
         return sql`${ctx.errorColumn(node.id, node.prop)}`
       case "Similarity":
         throw new NotExpressible()
+      case "TextSearch": {
+        if (!/^[a-z_]+$/.test(node.language)) throw new NotExpressible()
+        // The same expression as a text index on the column, so the index serves matches.
+        const language = sql.literal(`'${node.language}'::regconfig`)
+        const vector = sql`to_tsvector(${language}, coalesce(${ctx.column(node.id)}, ''))`
+        const query = sql`websearch_to_tsquery(${language}, ${as(node.query, ColumnType.String)})`
+        return node.mode === "match" ? sql`(${vector} @@ ${query})` : sql`ts_rank(${vector}, ${query})::float8`
+      }
       case "VectorScore": {
         // Written as the index is, so that an HNSW index on the column serves ORDER BY ... LIMIT.
         const type = sql.literal(`${node.precision}(${node.vector.length})`)
