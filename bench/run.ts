@@ -5,7 +5,10 @@
 const [name, ...rest] = process.argv.slice(2)
 const benches: Record<string, () => Promise<{ main: (args: ReadonlyArray<string>) => Promise<void> }>> = {
   insert: () => import("./insert.ts"),
-  "rate-limit": () => import("./rate-limit.ts")
+  search: () => import("./search.ts"),
+  frames: () => import("./frames.ts"),
+  "rate-limit": () => import("./rate-limit.ts"),
+  thumbnails: () => import("./thumbnails.ts")
 }
 if (name === undefined || benches[name] === undefined) {
   console.error(`usage: npm run bench -- <${Object.keys(benches).join("|")}> [--quick]`)

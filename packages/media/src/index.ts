@@ -1,6 +1,12 @@
 /**
- * @tessera/media: media as first-class columns: documents (PDF, HTML,
- * Markdown, text) and their splitters; images, video and audio follow.
+ * @tessera/media: media as first-class columns. Images (sharp), video and
+ * audio (ffmpeg/ffprobe), documents (PDF, HTML, Markdown, text) and their
+ * splitters, a content-addressed media store and a download cache.
  */
+export * as Audio from "./Audio.ts"
 export * as Document from "./Document.ts"
+export * as Ffmpeg from "./Ffmpeg.ts"
+export * as Image from "./Image.ts"
+export * as MediaStore from "./MediaStore.ts"
 export * as Splitter from "./Splitter.ts"
+export * as Video from "./Video.ts"

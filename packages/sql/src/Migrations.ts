@@ -155,8 +155,27 @@ const m0006: Migration = {
   ]
 }
 
+const m0007: Migration = {
+  id: 7,
+  name: "one-trip table lookup",
+  statements: [
+    // The table at a path (its parts), or null: lets opening a table take one round trip.
+    `CREATE OR REPLACE FUNCTION tessera.table_at(parts text[]) RETURNS bigint
+     LANGUAGE plpgsql STABLE AS $$
+     DECLARE dir bigint := NULL; i int;
+     BEGIN
+       FOR i IN 1 .. coalesce(array_length(parts, 1), 0) - 1 LOOP
+         SELECT id INTO dir FROM tessera.dirs WHERE coalesce(parent_id, 0) = coalesce(dir, 0) AND name = parts[i];
+         IF dir IS NULL THEN RETURN NULL; END IF;
+       END LOOP;
+       RETURN (SELECT id FROM tessera.tables
+               WHERE coalesce(dir_id, 0) = coalesce(dir, 0) AND name = parts[array_length(parts, 1)]);
+     END $$`
+  ]
+}
+
 /** Every migration this version of Tessera knows, in order. */
-export const all: ReadonlyArray<Migration> = [m0001, m0002, m0003, m0004, m0005, m0006]
+export const all: ReadonlyArray<Migration> = [m0001, m0002, m0003, m0004, m0005, m0006, m0007]
 
 /** The schema version this engine writes: the id of its newest migration. */
 export const latest = (migrations: ReadonlyArray<Migration> = all): number =>

@@ -375,6 +375,77 @@ export const make = Effect.gen(function* () {
   // Tables
   // -------------------------------------------------------------------------
 
+  /** A catalog entry from its rows. */
+  const metaOf = (
+    id: number,
+    path: string,
+    t: {
+      readonly kind: Catalog.TableKind
+      readonly version: number
+      readonly schema_version: number
+      readonly definition: TableDefinition
+    },
+    columns: ReadonlyArray<ColumnRow>,
+    indexes: ReadonlyArray<{
+      readonly id: number
+      readonly name: string
+      readonly definition: Omit<Catalog.IndexMeta, "id" | "name">
+    }>,
+    asOf: number | undefined,
+    names: ReadonlyMap<number, string> = new Map(columns.map((c) => [c.column_id, c.name]))
+  ): Catalog.TableMeta => {
+    const schemaVersion = t.schema_version
+    return {
+      id,
+      path,
+      kind: t.kind,
+      version: asOf ?? t.version,
+      schemaVersion,
+      ...(asOf === undefined ? {} : { asOf }),
+      ...(t.definition?.primaryKey === undefined ? {} : { primaryKey: t.definition.primaryKey }),
+      ...(indexes.length === 0
+        ? {}
+        : { indexes: indexes.map((i): Catalog.IndexMeta => ({ ...i.definition, id: i.id, name: i.name })) }),
+      ...(t.definition?.view === undefined
+        ? {}
+        : {
+            view: {
+              base: t.definition.view.base,
+              filter: t.definition.view.filter.map(Expr.decode),
+              outputs: t.definition.view.outputs.map((o) => ({ name: o.name, node: Expr.decode(o.node) })),
+              snapshot: t.definition.view.snapshot,
+              baseVersion: t.definition.view.baseVersion,
+              ...(t.definition.view.iterator === undefined
+                ? {}
+                : {
+                    iterator: {
+                      ...t.definition.view.iterator,
+                      args: t.definition.view.iterator.args.map(Expr.decode)
+                    }
+                  })
+            }
+          }),
+      columns: columns.map(
+        (c): Catalog.ColumnMeta => ({
+          id: c.column_id,
+          name: names.get(c.column_id)!,
+          type: c.definition.type,
+          nullable: c.definition.nullable,
+          addedIn: c.added_in,
+          computed:
+            c.definition.computed === undefined
+              ? undefined
+              : {
+                  expr: Expr.decode(c.definition.computed.expr),
+                  onError: c.definition.computed.onError,
+                  stored: c.definition.computed.stored,
+                  cache: c.definition.computed.cache
+                }
+        })
+      )
+    } satisfies Catalog.TableMeta
+  }
+
   /** A table's catalog entry: current, or as of version `asOf` (columns and names of then). */
   const loadMeta = Effect.fnUntraced(function* (id: number, path: string, asOf?: number) {
     const tables = yield* run(
@@ -427,55 +498,7 @@ export const make = Effect.gen(function* () {
       )
       for (const r of renames) if (names.has(r.column_id)) names.set(r.column_id, r.old_name)
     }
-    return {
-      id,
-      path,
-      kind: t.kind,
-      version: asOf ?? t.version,
-      schemaVersion,
-      ...(asOf === undefined ? {} : { asOf }),
-      ...(t.definition?.primaryKey === undefined ? {} : { primaryKey: t.definition.primaryKey }),
-      ...(indexes.length === 0
-        ? {}
-        : { indexes: indexes.map((i): Catalog.IndexMeta => ({ ...i.definition, id: i.id, name: i.name })) }),
-      ...(t.definition?.view === undefined
-        ? {}
-        : {
-            view: {
-              base: t.definition.view.base,
-              filter: t.definition.view.filter.map(Expr.decode),
-              outputs: t.definition.view.outputs.map((o) => ({ name: o.name, node: Expr.decode(o.node) })),
-              snapshot: t.definition.view.snapshot,
-              baseVersion: t.definition.view.baseVersion,
-              ...(t.definition.view.iterator === undefined
-                ? {}
-                : {
-                    iterator: {
-                      ...t.definition.view.iterator,
-                      args: t.definition.view.iterator.args.map(Expr.decode)
-                    }
-                  })
-            }
-          }),
-      columns: columns.map(
-        (c): Catalog.ColumnMeta => ({
-          id: c.column_id,
-          name: names.get(c.column_id)!,
-          type: c.definition.type,
-          nullable: c.definition.nullable,
-          addedIn: c.added_in,
-          computed:
-            c.definition.computed === undefined
-              ? undefined
-              : {
-                  expr: Expr.decode(c.definition.computed.expr),
-                  onError: c.definition.computed.onError,
-                  stored: c.definition.computed.stored,
-                  cache: c.definition.computed.cache
-                }
-        })
-      )
-    } satisfies Catalog.TableMeta
+    return metaOf(id, path, { ...t, schema_version: schemaVersion }, columns, indexes, asOf, names)
   })
 
   const findTable = Effect.fnUntraced(function* (path: string) {
@@ -491,12 +514,45 @@ export const make = Effect.gen(function* () {
     return { dirId, name, id: rows[0]?.id }
   })
 
+  /** The current catalog entry of the table at a path, in one round trip. */
+  const loadCurrent = Effect.fnUntraced(function* (path: string) {
+    const parts = yield* parse(path)
+    const rows = yield* run(
+      "reading a table",
+      sql<{
+        id: number
+        kind: Catalog.TableKind
+        version: number
+        schema_version: number
+        definition: TableDefinition
+        columns: ReadonlyArray<ColumnRow>
+        indexes: ReadonlyArray<{ id: number; name: string; definition: Omit<Catalog.IndexMeta, "id" | "name"> }>
+      }>`SELECT t.id::int4 AS id, t.kind, t.version, t.schema_version, t.definition,
+          (SELECT coalesce(json_agg(c ORDER BY c.column_id), '[]'::json) FROM (
+             SELECT column_id, name, definition, added_in FROM tessera.columns
+             WHERE table_id = t.id AND dropped_in IS NULL) c) AS columns,
+          (SELECT coalesce(json_agg(i ORDER BY i.id), '[]'::json) FROM (
+             SELECT id, name, definition FROM tessera.indexes
+             WHERE table_id = t.id AND dropped_in IS NULL) i) AS indexes
+        FROM tessera.tables t WHERE t.id = tessera.table_at(${`{${parts.map((p) => `"${p}"`).join(",")}}`}::text[])`
+    )
+    const t = rows[0]
+    if (t === undefined) {
+      // Say which part of the path is missing.
+      yield* findTable(path)
+      return yield* notFound(path)
+    }
+    return metaOf(t.id, path, t, t.columns, t.indexes, undefined)
+  })
+
   const getTable: Store.Store["Service"]["getTable"] = (path, version) =>
-    Effect.gen(function* () {
-      const { id } = yield* findTable(path)
-      if (id === undefined) return yield* notFound(path)
-      return yield* loadMeta(id, path, version)
-    })
+    version === undefined
+      ? loadCurrent(path)
+      : Effect.gen(function* () {
+          const { id } = yield* findTable(path)
+          if (id === undefined) return yield* notFound(path)
+          return yield* loadMeta(id, path, version)
+        })
 
   const columnDefinition = (column: Store.NewColumn) => ({
     type: column.type,
