@@ -21,7 +21,7 @@
  *   their `index` is then round(time * fps), exact for constant frame rates.
  * At most one option may be given.
  */
-import { Column, Expr, Fn } from "@tessera/core"
+import { Column, ColumnType, Expr, Fn, Iterator } from "@tessera/core"
 import { type Cause, Effect, Queue, Schema, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import * as Audio from "./Audio.ts"
@@ -464,3 +464,44 @@ export function metadata(input: string | URL | Expr.Expr<string> | Expr.Expr<str
 /** The frame of `video` at `seconds` as an Image column value (a PNG in the media store). */
 export const frameAt = (video: Expr.Input<string | null>, seconds: Expr.Input<number | null>): Expr.Expr<string> =>
   frameAtFn({ video, seconds })
+
+// ---------------------------------------------------------------------------
+// iterator views
+
+/**
+ * The frames iterator: an iterator view with one row per selected frame of
+ * each video, `Table.createView(path, videos, { iterator: Video.frameIterator(videos.c.video, { fps: 1 }) })`.
+ * Its columns, beside `pos`: `frameIndex`, `pts`, `time`, `keyframe` and
+ * `frame` (the image, written to the media store). One decoder per video.
+ */
+export const frameIteratorDefinition = Iterator.make({
+  name: "tessera.video.frames.iterator",
+  params: { video: Column.Video, options: Column.Json() },
+  outputs: {
+    frameIndex: Column.Int,
+    pts: Column.Float,
+    time: Column.Float,
+    keyframe: Column.Bool,
+    frame: Column.Image
+  },
+  run: ({ video, options }) =>
+    Effect.gen(function* () {
+      const store = yield* MediaStore.Current
+      const opts = (options ?? {}) as FramesOptions
+      return frames(video, opts).pipe(
+        Stream.mapEffect((f) =>
+          Effect.map(store.put(f.image, opts.format === "jpeg" ? "jpg" : "png"), (path) => ({
+            frameIndex: f.index,
+            pts: f.pts,
+            time: f.time,
+            keyframe: f.keyframe,
+            frame: path
+          }))
+        )
+      )
+    }).pipe(Stream.unwrap)
+})
+
+/** `Video.frameIterator(t.c.video, { fps: 1 })`: the `iterator` option of a frames view. */
+export const frameIterator = (video: Expr.Input<string | null>, options: FramesOptions = {}) =>
+  frameIteratorDefinition({ video, options: Expr.lit<unknown>(options, ColumnType.Json()) })
