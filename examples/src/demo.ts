@@ -8,16 +8,23 @@
  * 2. writes rows without waiting and lets the supervisor compute them;
  * 3. keeps a view over the table, updates a row, and reads the history and
  *    an older version (time travel);
- * 4. stores a small table with a vector column and answers a similarity
+ * 4. makes thumbnails of generated images and a frames view of a generated
+ *    video (media go to the content-addressed store under the home);
+ * 5. stores a small table with a vector column and answers a similarity
  *    query with pgvector.
  *
  * Run it with `npm run demo`.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Column, Dir, Fn, Stage, Supervisor, Table } from "@tessera/core"
+import { Ffmpeg, Image, Video } from "@tessera/media"
 import { Database, Tessera } from "@tessera/sql"
 import { Console, Effect, Stream } from "effect"
 import { SqlClient } from "effect/sql"
+import * as NodeChildProcess from "node:child_process"
+import * as NodeFs from "node:fs"
+import * as NodePath from "node:path"
+import sharp from "sharp"
 
 // A user function: plain TypeScript, registered under its name and version.
 const wordCount = Fn.make({
@@ -109,6 +116,65 @@ const versions = Effect.gen(function* () {
   yield* Console.log(`Time travel: at v${history[1]!.version}, Stalker's year was ${stalker[0]?.year}`)
 })
 
+// Media: generated images and a short video, with thumbnails and a frames view.
+const media = Effect.gen(function* () {
+  const db = yield* Database.Database
+  const dir = NodePath.join(db.home, "demo-media")
+  NodeFs.mkdirSync(dir, { recursive: true })
+  const colours = [
+    { name: "red", rgb: { r: 220, g: 40, b: 40 } },
+    { name: "green", rgb: { r: 40, g: 180, b: 60 } },
+    { name: "blue", rgb: { r: 40, g: 60, b: 220 } }
+  ]
+  for (const c of colours) {
+    yield* Effect.promise(() =>
+      sharp({ create: { width: 640, height: 480, channels: 3, background: c.rgb } })
+        .jpeg()
+        .toFile(NodePath.join(dir, `${c.name}.jpg`))
+    )
+  }
+  const binaries = yield* Ffmpeg.current
+  const video = NodePath.join(dir, "pattern.mp4")
+  if (!NodeFs.existsSync(video)) {
+    NodeChildProcess.execFileSync(binaries.ffmpeg, [
+      ...["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"],
+      ...["-i", "testsrc=duration=3:size=320x240:rate=10", "-pix_fmt", "yuv420p", video]
+    ])
+  }
+  const images = yield* Table.create(
+    "demo/images",
+    { name: Column.String, image: Column.Image },
+    { ifExists: "replace_force" }
+  )
+  const withThumbs = yield* images.addComputedColumn("thumb", Image.thumbnail(images.c.image, { size: 64 }))
+  yield* withThumbs.insert(colours.map((c) => ({ name: c.name, image: NodePath.join(dir, `${c.name}.jpg`) })))
+  const thumbs = yield* withThumbs.collect()
+  yield* Console.log(
+    `Thumbnails (${thumbs.length}), stored content-addressed under ${NodePath.join(db.home, "media")}:`
+  )
+  for (const t of thumbs) {
+    const meta = yield* Effect.promise(() => sharp(t.thumb!).metadata())
+    yield* Console.log(`  ${t.name.padEnd(6)} ${meta.width}x${meta.height} ${NodePath.basename(t.thumb!)}`)
+  }
+  const videos = yield* Table.create(
+    "demo/videos",
+    { name: Column.String, video: Column.Video },
+    { ifExists: "replace_force" }
+  )
+  yield* videos.insert([{ name: "pattern", video }])
+  const frames = yield* Table.createView(
+    "demo/frames",
+    videos.select((c) => ({ name: c.name })),
+    {
+      iterator: Video.frameIterator(videos.c.video, { fps: 1 })
+    }
+  )
+  const rows = yield* frames.orderBy("pos").collect()
+  yield* Console.log(
+    `Frames view over ${NodePath.basename(video)} at 1 fps: ${rows.length} frames at ${rows.map((r) => `${r.time}s`).join(", ")}`
+  )
+})
+
 // Tiny hand-made "embeddings" over four features: [animal, vehicle, fast, large].
 const items: ReadonlyArray<{ readonly name: string; readonly embedding: ReadonlyArray<number> }> = [
   { name: "cheetah", embedding: [0.8, 0.0, 1.0, 0.3] },
@@ -149,6 +215,7 @@ const program = Effect.gen(function* () {
   yield* computedColumns
   yield* durable
   yield* versions
+  yield* media
   yield* similarity
 })
 

@@ -28,6 +28,9 @@ describe("examples", () => {
             assert.include(out, "View demo/classics (films before 1980): Alien, Solaris")
             assert.include(out, "v6 data inserted=0 updated=1 deleted=0")
             assert.include(out, "Time travel: at v5, Stalker's year was 1979")
+            assert.include(out, `Thumbnails (3), stored content-addressed under ${home}/media`)
+            assert.match(out, /red {4}64x48 [0-9a-f]{64}\.jpg/)
+            assert.include(out, "Frames view over pattern.mp4 at 1 fps: 3 frames at 0s, 1s, 2s")
             assert.include(out, "Inserted 7 rows")
             const ranked = [...out.matchAll(/^\s+(\d)\. (.+?)\s+distance=(\d\.\d{4})$/gm)]
             assert.deepStrictEqual(
