@@ -138,7 +138,14 @@ export class Store extends Context.Service<
     /** A table's catalog entry: current, or as of `version` (a read-only view of then). */
     readonly getTable: (
       path: string,
-      version?: number
+      version?: number,
+      options?: {
+        /**
+         * Reads may use this process's cached entry, kept current by the change
+         * feed (its data `version` may lag; the schema does not).
+         */
+        readonly cached?: boolean | undefined
+      }
     ) => Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError>
     readonly dropTable: (
       path: string,

@@ -426,8 +426,26 @@ export class Table<S extends Column.Specs> {
     })
   }
 
+  /** The catalog entry for reading (this process's cache when it has one). */
+  private get loadForRead(): Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError, Store> {
+    const { path, id } = this
+    const asOf = this.meta.asOf
+    return Effect.gen(function* () {
+      const store = yield* Store
+      const meta = yield* store.getTable(path, asOf, { cached: true })
+      if (meta.id !== id) {
+        return yield* new Catalog.CatalogError({
+          reason: "NotFound",
+          path,
+          message: `the table ${path} this handle refers to was dropped (another table has that path now)`
+        })
+      }
+      return meta
+    })
+  }
+
   private get query(): Query.Query<S, Column.Row<S>> {
-    return new Query.Query<S, Column.Row<S>>({ path: this.path, id: this.id, load: this.load }, this.c)
+    return new Query.Query<S, Column.Row<S>>({ path: this.path, id: this.id, load: this.loadForRead }, this.c)
   }
 
   // queries ----------------------------------------------------------------------
@@ -1662,8 +1680,16 @@ const makeView = <S extends Column.Specs, R>(
     const store = yield* Store
     const query: Query.Query<S, R> =
       source instanceof Table ? ((source as Table<S>).where(Expr.lit(true)) as unknown as Query.Query<S, R>) : source
-    const base = yield* query.source.load
-    if (base.asOf !== undefined) {
+    // The current entry, not a cached one: a snapshot records the base's exact version.
+    const base = yield* store.getTable(query.source.path)
+    if (base.id !== query.source.id) {
+      return yield* new Catalog.CatalogError({
+        reason: "NotFound",
+        path: query.source.path,
+        message: `the table ${query.source.path} this view would be made from was dropped`
+      })
+    }
+    if ((yield* query.source.load).asOf !== undefined) {
       return yield* new Catalog.CatalogError({
         reason: "InvalidDefinition",
         path,

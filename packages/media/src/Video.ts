@@ -226,17 +226,23 @@ export const frames = (
           "-"
         ]
         const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
-        const handle = yield* spawner.spawn(ChildProcess.make(binaries.ffmpeg, args, { stdin: "ignore" })).pipe(
-          Effect.mapError(
-            (cause) =>
-              new Ffmpeg.FfmpegError({
-                reason: "SpawnFailed",
-                binary: binaries.ffmpeg,
-                message: `cannot run ${binaries.ffmpeg}: ${cause.message}`,
-                cause
-              })
+        const handle = yield* spawner
+          .spawn(
+            // SIGKILL: a decoder writing to a pipe has nothing to save, and on SIGTERM ffmpeg
+            // tries to finish writing to a pipe nobody reads any more, and never exits.
+            ChildProcess.make(binaries.ffmpeg, args, { stdin: "ignore", killSignal: "SIGKILL" })
           )
-        )
+          .pipe(
+            Effect.mapError(
+              (cause) =>
+                new Ffmpeg.FfmpegError({
+                  reason: "SpawnFailed",
+                  binary: binaries.ffmpeg,
+                  message: `cannot run ${binaries.ffmpeg}: ${cause.message}`,
+                  cause
+                })
+            )
+          )
 
         // stderr is read to its end concurrently (never blocking ffmpeg); the
         // selected frames' descriptions queue up for the images to take.

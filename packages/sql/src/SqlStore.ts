@@ -208,8 +208,25 @@ export const make = Effect.gen(function* () {
     )
   }
 
+  // Catalog entries for reads, dropped on every schema change of their table
+  // (from this process, or from others through the change feed).
+  const readCache = new Map<string, Catalog.TableMeta>()
+  const forget = (table: number) => {
+    for (const [path, meta] of readCache) if (meta.id === table) readCache.delete(path)
+  }
+  yield* Stream.fromPubSub(changesHub).pipe(
+    Stream.runForEach((event) =>
+      Effect.sync(() => {
+        if (event.kind === "schema") forget(event.table)
+      })
+    ),
+    Effect.forkScoped
+  )
+
   const notify: Store.Store["Service"]["notify"] = (event) =>
     Effect.gen(function* () {
+      // This process's own schema changes are visible to its next read at once.
+      if (event.kind === "schema") forget(event.table)
       yield* PubSub.publish(changesHub, event)
       if (database.backend === "server") {
         yield* pg.notify(CHANNEL, JSON.stringify({ ...event, origin })).pipe(Effect.ignore)
@@ -545,9 +562,11 @@ export const make = Effect.gen(function* () {
     return metaOf(t.id, path, t, t.columns, t.indexes, undefined)
   })
 
-  const getTable: Store.Store["Service"]["getTable"] = (path, version) =>
+  const getTable: Store.Store["Service"]["getTable"] = (path, version, options) =>
     version === undefined
-      ? loadCurrent(path)
+      ? options?.cached === true && readCache.has(path)
+        ? Effect.succeed(readCache.get(path)!)
+        : Effect.tap(loadCurrent(path), (meta) => Effect.sync(() => readCache.set(path, meta)))
       : Effect.gen(function* () {
           const { id } = yield* findTable(path)
           if (id === undefined) return yield* notFound(path)
@@ -590,6 +609,7 @@ export const make = Effect.gen(function* () {
         yield* unsafe(`DROP TABLE IF EXISTS ${tableName(id)}`)
         yield* unsafe(`DROP SEQUENCE IF EXISTS ${tableName(id)}_rowid_seq`)
         yield* sql`DELETE FROM tessera.tables WHERE id = ${id}`
+        forget(id)
       })
     )
 
@@ -850,9 +870,13 @@ export const make = Effect.gen(function* () {
             "moving a table",
             sql`UPDATE tessera.tables SET dir_id = ${dirId}, name = ${name} WHERE id = ${source.id}`
           )
+          return source.id
         })
       )
-      .pipe(Effect.catchTag("SqlError", (e) => Effect.fail(storeError(`moving table ${from}`)(e))))
+      .pipe(
+        Effect.catchTag("SqlError", (e) => Effect.fail(storeError(`moving table ${from}`)(e))),
+        Effect.flatMap((id) => notify({ kind: "schema", table: id }))
+      )
 
   const dropDir: Store.Store["Service"]["dropDir"] = (path, options) =>
     sql
@@ -1237,7 +1261,10 @@ export const make = Effect.gen(function* () {
       const collate = text ? sql.literal(` COLLATE "C"`) : sql.literal("")
       return sql`${compileOrDie(table, o.node)}${collate} ${sql.literal(o.desc ? "DESC" : "ASC")}`
     })
-    order.push(sql`rowid ${sql.literal(spec.rowidOrder === "desc" ? "DESC" : "ASC")}`)
+    // A row-id tiebreak after a vector distance would stop the HNSW index from serving the order.
+    if (!spec.orderBy.some((o) => o.node._tag === "VectorScore")) {
+      order.push(sql`rowid ${sql.literal(spec.rowidOrder === "desc" ? "DESC" : "ASC")}`)
+    }
     const limit = page?.limit ?? spec.limit
     return sql<Record<string, unknown>>`SELECT ${sql.csv(parts)}
       FROM ${sql.literal(tableName(table.id))}

@@ -62,7 +62,9 @@ export const run = (
   Effect.scoped(
     Effect.gen(function* () {
       const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
-      const handle = yield* spawner.spawn(ChildProcess.make(command, args, { stdin: "ignore" }))
+      const handle = yield* spawner.spawn(
+        ChildProcess.make(command, args, { stdin: "ignore", forceKillAfter: "2 seconds" })
+      )
       const [stdout, stderr] = yield* Effect.all(
         [
           Stream.runCollect(handle.stdout).pipe(Effect.map(concat)),
