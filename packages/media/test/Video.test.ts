@@ -199,28 +199,24 @@ for (const [name, binaries] of suites) {
     )
 
     // Live clock: stopping a child process waits for it with real timeouts.
-    // Known issue: with npm's 2018 static ffmpeg build, interrupting under heavy
-    // load has hung (the decoder did not exit); it is checked with the system build.
-    it.effect.skipIf(name === "npm ffmpeg")(
-      "frames: ending the stream early or interrupting its fiber kills the decoder",
-      () =>
-        TestClock.withLive(
-          Effect.gen(function* () {
-            const three = yield* Stream.runCollect(Stream.take(Video.frames(fx.video), 3))
-            assert.strictEqual(three.length, 3)
-            assert.deepStrictEqual(decoders(), [])
+    it.effect("frames: ending the stream early or interrupting its fiber kills the decoder", () =>
+      TestClock.withLive(
+        Effect.gen(function* () {
+          const three = yield* Stream.runCollect(Stream.take(Video.frames(fx.video), 3))
+          assert.strictEqual(three.length, 3)
+          assert.deepStrictEqual(decoders(), [])
 
-            const first = yield* Deferred.make<void>()
-            const fiber = yield* Video.frames(fx.video).pipe(
-              Stream.runForEach(() => Effect.andThen(Deferred.succeed(first, undefined), Effect.sleep("10 seconds"))),
-              Effect.forkChild
-            )
-            yield* Deferred.await(first)
-            assert.strictEqual(decoders().length, 1, "the decoder runs while the stream is read")
-            yield* Fiber.interrupt(fiber)
-            assert.deepStrictEqual(decoders(), [])
-          })
-        )
+          const first = yield* Deferred.make<void>()
+          const fiber = yield* Video.frames(fx.video).pipe(
+            Stream.runForEach(() => Effect.andThen(Deferred.succeed(first, undefined), Effect.sleep("10 seconds"))),
+            Effect.forkChild
+          )
+          yield* Deferred.await(first)
+          assert.strictEqual(decoders().length, 1, "the decoder runs while the stream is read")
+          yield* Fiber.interrupt(fiber)
+          assert.deepStrictEqual(decoders(), [])
+        })
+      )
     )
 
     it.effect("extractFrame, clip and extractAudio", () =>
