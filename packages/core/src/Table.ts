@@ -262,14 +262,7 @@ export class Table<S extends Column.Specs> {
     return Effect.gen(function* () {
       const store = yield* Store
       const meta = yield* self.loadForWrite("addEmbeddingIndex")
-      const target = meta.columns.find((c) => c.name === column)
-      if (target === undefined) {
-        return yield* new Catalog.CatalogError({
-          reason: "NotFound",
-          path: meta.path,
-          message: `${meta.path} has no column ${JSON.stringify(column)}`
-        })
-      }
+      const target = yield* findColumn(meta, column)
       const name = options?.name ?? `${column}_idx`
       const invalid = Catalog.parsePath(name)
       if (invalid instanceof Catalog.CatalogError) return yield* invalid
@@ -413,14 +406,7 @@ export class Table<S extends Column.Specs> {
     return Effect.gen(function* () {
       const store = yield* Store
       const meta = yield* load
-      const column = meta.columns.find((c) => c.name === from)
-      if (column === undefined) {
-        return yield* new Catalog.CatalogError({
-          reason: "NotFound",
-          path: meta.path,
-          message: `${meta.path} has no column ${JSON.stringify(from)}`
-        })
-      }
+      const column = yield* findColumn(meta, from)
       yield* checkNewColumn(meta, to)
       return new Table<Omit<S, K> & { readonly [P in N]: S[K] }>(yield* store.renameColumn(meta, column, to))
     })
@@ -684,14 +670,7 @@ export class Table<S extends Column.Specs> {
     return Effect.gen(function* () {
       const store = yield* Store
       const meta = yield* load
-      const column = meta.columns.find((c) => c.name === name)
-      if (column === undefined) {
-        return yield* new Catalog.CatalogError({
-          reason: "NotFound",
-          path: meta.path,
-          message: `${meta.path} has no column ${JSON.stringify(name)}`
-        })
-      }
+      const column = yield* findColumn(meta, name)
       if (meta.primaryKey?.includes(column.id)) {
         return yield* new Catalog.CatalogError({
           reason: "HasDependents",
@@ -1258,6 +1237,20 @@ const splitComputed = (store: Store["Service"], meta: Catalog.TableMeta) => {
 }
 
 const columnNode = (c: Catalog.ColumnMeta): Expr.Node => ({ _tag: "Column", id: c.id, name: c.name })
+
+/** The live column with this name, or a NotFound error naming the table. */
+const findColumn = (meta: Catalog.TableMeta, name: string): Effect.Effect<Catalog.ColumnMeta, Catalog.CatalogError> => {
+  const column = meta.columns.find((c) => c.name === name)
+  return column !== undefined
+    ? Effect.succeed(column)
+    : Effect.fail(
+        new Catalog.CatalogError({
+          reason: "NotFound",
+          path: meta.path,
+          message: `${meta.path} has no column ${JSON.stringify(name)}`
+        })
+      )
+}
 
 /** A new column's name must be valid and not taken. */
 const checkNewColumn = (meta: Catalog.TableMeta, name: string): Effect.Effect<void, Catalog.CatalogError> => {
