@@ -9,7 +9,7 @@
  * pending: after a crash or an interruption nothing is half-written, and only
  * the calls that were in flight can be repeated.
  */
-import { Cause, Clock, Deferred, Effect, Queue, Stream } from "effect"
+import { Clock, Deferred, Effect, Queue, Stream } from "effect"
 import * as Catalog from "./Catalog.ts"
 import * as Compute from "./Compute.ts"
 import * as Expr from "./Expr.ts"
@@ -279,6 +279,3 @@ export const progress = (
       )
     })
   )
-
-/** A defect that escaped a stage, as text for status. */
-export const describeCause = (cause: Cause.Cause<unknown>): string => Cause.pretty(cause).split("\n")[0] ?? "failed"

@@ -130,11 +130,16 @@ export class Table<S extends Column.Specs> {
   }
 
   get load(): Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError, Store> {
+    return this.loadWith(false)
+  }
+
+  /** The catalog entry, checked to still be this handle's table; `cached` allows this process's read cache. */
+  private loadWith(cached: boolean): Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError, Store> {
     const { path, id } = this
     const asOf = this.meta.asOf
     return Effect.gen(function* () {
       const store = yield* Store
-      const meta = yield* store.getTable(path, asOf)
+      const meta = yield* store.getTable(path, asOf, { cached })
       if (meta.id !== id) {
         return yield* new Catalog.CatalogError({
           reason: "NotFound",
@@ -412,26 +417,8 @@ export class Table<S extends Column.Specs> {
     })
   }
 
-  /** The catalog entry for reading (this process's cache when it has one). */
-  private get loadForRead(): Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError, Store> {
-    const { path, id } = this
-    const asOf = this.meta.asOf
-    return Effect.gen(function* () {
-      const store = yield* Store
-      const meta = yield* store.getTable(path, asOf, { cached: true })
-      if (meta.id !== id) {
-        return yield* new Catalog.CatalogError({
-          reason: "NotFound",
-          path,
-          message: `the table ${path} this handle refers to was dropped (another table has that path now)`
-        })
-      }
-      return meta
-    })
-  }
-
   private get query(): Query.Query<S, Column.Row<S>> {
-    return new Query.Query<S, Column.Row<S>>({ path: this.path, id: this.id, load: this.loadForRead }, this.c)
+    return new Query.Query<S, Column.Row<S>>({ path: this.path, id: this.id, load: this.loadWith(true) }, this.c)
   }
 
   // queries ----------------------------------------------------------------------
