@@ -63,6 +63,12 @@ export interface TableMeta {
   readonly indexes?: ReadonlyArray<IndexMeta> | undefined
 }
 
+/** A function by its registered name and version. */
+export interface FunctionRef {
+  readonly fn: string
+  readonly version: number
+}
+
 /** An embedding index: vectors of a column, searchable by similarity with HNSW. */
 export interface IndexMeta {
   readonly id: number
@@ -76,7 +82,13 @@ export interface IndexMeta {
   /** The column holding the vectors: the indexed column itself, or a hidden computed column. */
   readonly vectors: number
   /** The function that embeds values (and queries) of the column's modality; none for a Vector column. */
-  readonly embed?: { readonly fn: string; readonly version: number } | undefined
+  readonly embed?: FunctionRef | undefined
+  /**
+   * The functions that embed query values, per modality (a text query of an
+   * image index, say); they share the index's vector space. An index made
+   * before these existed has only `embed`.
+   */
+  readonly embeds?: { readonly text?: FunctionRef | undefined; readonly image?: FunctionRef | undefined } | undefined
   readonly metric: "cosine" | "ip" | "l2"
   readonly precision: "vector" | "halfvec"
   readonly dimension: number
@@ -270,6 +282,7 @@ const rebuild = (node: Expr.Node, f: (n: Expr.Node) => Expr.Node): Expr.Node => 
     case "Literal":
     case "ErrorProp":
     case "VectorScore":
+    case "Embedding":
       return node
     case "Similarity":
     case "TextSearch":

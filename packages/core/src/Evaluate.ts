@@ -91,6 +91,8 @@ export const evaluate = (node: Expr.Node, env: Env, types: Expr.ColumnTypes = no
         return env.error(node.id, node.prop) ?? null
       case "Similarity":
         throw new EvalError("InvalidExpression", `${node.name}.similarity must be resolved against its index first`)
+      case "Embedding":
+        throw new EvalError("InvalidExpression", `${node.name}.embedding must be resolved against its index first`)
       case "TextSearch":
         throw new EvalError("InvalidExpression", `full-text search on ${node.name} is evaluated by the database only`)
       case "VectorScore": {

@@ -27,6 +27,8 @@ export type StringFn =
 export type ErrorProp = "errorType" | "errorMessage"
 export type Metric = "cosine" | "ip" | "l2"
 export type Precision = "vector" | "halfvec"
+/** What a similarity query value is: embedded with the index's function for that modality. */
+export type Modality = "text" | "image"
 
 export type Node =
   | { readonly _tag: "Column"; readonly id: number; readonly name: string }
@@ -53,7 +55,16 @@ export type Node =
       readonly id: number
       readonly name: string
       readonly index: string | undefined
+      /** The query's modality; by default a text for a string, unless the index embeds images only. */
+      readonly modality?: Modality | undefined
       readonly query: Node
+    }
+  | {
+      /** The vectors an embedding index of column `id` stores (resolved before evaluation). */
+      readonly _tag: "Embedding"
+      readonly id: number
+      readonly name: string
+      readonly index: string | undefined
     }
   | {
       /** Full-text search of column `id` (PostgreSQL text search): a match test, or a rank. */
@@ -270,10 +281,14 @@ export class ColumnRef<T> extends Expr<T> {
    * Similarity to `query` (a text, an image, or a vector) under the column's
    * embedding index (`options.index` names it when there are several). Higher
    * is closer for cosine and inner product; for l2 it is the distance.
+   *
+   * The query is embedded once, with the index's function for its modality: a
+   * string is a text when the index embeds texts, otherwise an image's path
+   * or URL; `modality: "image"` makes a string an image reference.
    */
   similarity(
     query: string | Float32Array | ReadonlyArray<number> | Expr<unknown>,
-    options?: { readonly index?: string }
+    options?: { readonly index?: string; readonly modality?: Modality }
   ): Expr<number> {
     const q = isExpr(query)
       ? query.node
@@ -281,8 +296,29 @@ export class ColumnRef<T> extends Expr<T> {
           query instanceof Float32Array || Array.isArray(query) ? Float32Array.from(query as ArrayLike<number>) : query
         ).node
     return new Expr(
-      { _tag: "Similarity", id: this.id, name: this.name, index: options?.index, query: q },
+      {
+        _tag: "Similarity",
+        id: this.id,
+        name: this.name,
+        index: options?.index,
+        ...(options?.modality === undefined ? {} : { modality: options.modality }),
+        query: q
+      },
       ColumnType.Float
+    )
+  }
+
+  /**
+   * The vectors the column's embedding index stores (`options.index` names it
+   * when there are several): null where the embedding is missing or failed.
+   */
+  embedding(options?: { readonly index?: string }): Expr<Float32Array | null> {
+    return new Expr(
+      { _tag: "Embedding", id: this.id, name: this.name, index: options?.index },
+      {
+        kind: "Vector",
+        dim: 0
+      }
     )
   }
 
@@ -427,6 +463,8 @@ export const typeOf = (node: Node, columns: ColumnTypes): ColumnType.ColumnType 
     case "Similarity":
     case "VectorScore":
       return ColumnType.Float
+    case "Embedding":
+      return { kind: "Vector", dim: 0 }
     case "TextSearch":
       return node.mode === "match" ? ColumnType.Bool : ColumnType.Float
   }
@@ -442,6 +480,7 @@ export const children = (node: Node): ReadonlyArray<Node> => {
     case "Literal":
     case "ErrorProp":
     case "VectorScore":
+    case "Embedding":
       return []
     case "Similarity":
     case "TextSearch":
@@ -477,6 +516,7 @@ export const columnIds = (node: Node): ReadonlySet<number> => {
       n._tag === "ErrorProp" ||
       n._tag === "Similarity" ||
       n._tag === "VectorScore" ||
+      n._tag === "Embedding" ||
       n._tag === "TextSearch"
     ) {
       ids.add(n.id)
@@ -581,6 +621,8 @@ export const show = (node: Node): string => {
       return `${node.name}.similarity(${show(node.query)}${node.index === undefined ? "" : `, ${node.index}`})`
     case "VectorScore":
       return `${node.name}.similarity(<vector>)`
+    case "Embedding":
+      return `${node.name}.embedding(${node.index ?? ""})`
     case "TextSearch":
       return `${node.name}.${node.mode === "match" ? "matches" : "textRank"}(${show(node.query)})`
   }
@@ -617,6 +659,7 @@ const mapNode = (node: Node, f: (literal: Extract<Node, { _tag: "Literal" }>) =>
     case "Column":
     case "ErrorProp":
     case "VectorScore":
+    case "Embedding":
       return node
     case "Similarity":
     case "TextSearch":

@@ -371,66 +371,115 @@ const finishBatch = Effect.fnUntraced(function* (plan: Plan, raws: ReadonlyArray
   })
 })
 
+/** The embedding index a `similarity` or `embedding` node names (or the column's only one). */
+const findIndex = (
+  meta: Catalog.TableMeta,
+  node: { readonly id: number; readonly name: string; readonly index: string | undefined },
+  use: string
+): Catalog.IndexMeta | QueryError => {
+  const all = (meta.indexes ?? []).filter((i) => i.kind !== "text" && i.column === node.id)
+  const candidates = all.filter((i) => node.index === undefined || i.name === node.index)
+  if (candidates.length === 1) return candidates[0]!
+  const names = all.map((i) => i.name)
+  return new QueryError({
+    table: meta.path,
+    message:
+      candidates.length === 0
+        ? `${node.name} has no embedding index${node.index === undefined ? "" : ` named ${JSON.stringify(node.index)}`} (indexes: ${names.join(", ") || "none"})`
+        : `${node.name} has several embedding indexes (${names.join(", ")}): name one with ${use}`
+  })
+}
+
+/** The modality of an index's own column (what `embed` takes). */
+const columnModality = (meta: Catalog.TableMeta, index: Catalog.IndexMeta): Expr.Modality | undefined => {
+  const kind = meta.columns.find((c) => c.id === index.column)?.type.kind
+  return kind === "String" ? "text" : kind === "Image" ? "image" : undefined
+}
+
+/** The function that embeds a query of this modality under the index, if it has one. */
+const embedFor = (
+  meta: Catalog.TableMeta,
+  index: Catalog.IndexMeta,
+  modality: Expr.Modality
+): Catalog.FunctionRef | undefined =>
+  index.embeds?.[modality] ?? (columnModality(meta, index) === modality ? index.embed : undefined)
+
+/** What a similarity query is: a vector, or a value of a modality to embed. */
+const queryModality = (
+  meta: Catalog.TableMeta,
+  index: Catalog.IndexMeta,
+  similarity: Extract<Expr.Node, { _tag: "Similarity" }>
+): Expr.Modality | "vector" => {
+  const query = similarity.query
+  if (query._tag === "Literal" && (query.value instanceof Float32Array || Array.isArray(query.value))) return "vector"
+  if (similarity.modality !== undefined) return similarity.modality
+  const type = Expr.typeOf(query, Catalog.columnTypes(meta))
+  if (type.kind === "Vector") return "vector"
+  if (type.kind === "Image") return "image"
+  // A string is a text, unless only images can be embedded (then it names an image).
+  return embedFor(meta, index, "text") === undefined && embedFor(meta, index, "image") !== undefined ? "image" : "text"
+}
+
 /**
  * Replaces `similarity` nodes by scores against the embedding index's stored
- * vectors, embedding the query value once with the index's function.
+ * vectors (embedding the query once, with the index's function for its
+ * modality), and `embedding` nodes by the index's vector column.
  */
 const resolveSimilarity = Effect.fnUntraced(function* (meta: Catalog.TableMeta, node: Expr.Node) {
-  const found: Array<Extract<Expr.Node, { _tag: "Similarity" }>> = []
+  const found: Array<Extract<Expr.Node, { _tag: "Similarity" | "Embedding" }>> = []
   Expr.walk(node, (n) => {
-    if (n._tag === "Similarity") found.push(n)
+    if (n._tag === "Similarity" || n._tag === "Embedding") found.push(n)
   })
   if (found.length === 0) return node
   const resolved = new Map<Expr.Node, Expr.Node>()
-  for (const similarity of found) {
-    const candidates = (meta.indexes ?? []).filter(
-      (i) =>
-        i.kind !== "text" &&
-        i.column === similarity.id &&
-        (similarity.index === undefined || i.name === similarity.index)
-    )
-    if (candidates.length !== 1) {
-      const all = (meta.indexes ?? []).filter((i) => i.kind !== "text" && i.column === similarity.id).map((i) => i.name)
-      return yield* new QueryError({
-        table: meta.path,
-        message:
-          candidates.length === 0
-            ? `${similarity.name} has no embedding index${similarity.index === undefined ? "" : ` named ${JSON.stringify(similarity.index)}`} (indexes: ${all.join(", ") || "none"})`
-            : `${similarity.name} has several embedding indexes (${all.join(", ")}): name one with similarity(value, { index })`
-      })
+  for (const target of found) {
+    if (target._tag === "Embedding") {
+      const index = findIndex(meta, target, "embedding({ index })")
+      if (index instanceof QueryError) return yield* index
+      resolved.set(target, { _tag: "Column", id: index.vectors, name: target.name })
+      continue
     }
-    const index = candidates[0]!
-    const query = similarity.query
+    const index = findIndex(meta, target, "similarity(value, { index })")
+    if (index instanceof QueryError) return yield* index
+    const modality = queryModality(meta, index, target)
     let vector: ArrayLike<number> | undefined
-    if (query._tag === "Literal" && (query.value instanceof Float32Array || Array.isArray(query.value))) {
-      vector = query.value as ArrayLike<number>
-    } else if (index.embed !== undefined) {
+    if (modality === "vector") {
+      const query = target.query
+      vector = query._tag === "Literal" ? ((query.value as ArrayLike<number> | null) ?? undefined) : undefined
+    } else {
+      const embed = embedFor(meta, index, modality)
+      if (embed === undefined) {
+        return yield* new QueryError({
+          table: meta.path,
+          message: `the index ${index.name} on ${target.name} cannot embed ${modality === "text" ? "a text" : "an image"} query (give addEmbeddingIndex a ${modality}Embed function, or query with a vector)`
+        })
+      }
       const call: Expr.Node = {
         _tag: "Call",
-        fn: index.embed.fn,
-        version: index.embed.version,
-        args: [query],
+        fn: embed.fn,
+        version: embed.version,
+        args: [target.query],
         type: { kind: "Vector", dim: index.dimension }
       }
       const [cell] = yield* Compute.evaluateRows(meta, call, [{ values: new Map(), errors: new Map() }])
       if (cell!.state === "error") {
         return yield* new QueryError({
           table: meta.path,
-          message: `embedding the query for ${similarity.name} failed: ${cell!.errorType}: ${cell!.errorMessage}`
+          message: `embedding the ${modality} query for ${target.name} failed: ${cell!.errorType}: ${cell!.errorMessage}`
         })
       }
       vector = cell!.value as ArrayLike<number>
     }
-    if (vector === undefined || vector.length !== index.dimension) {
+    if (vector === undefined || vector === null || vector.length !== index.dimension) {
       return yield* new QueryError({
         table: meta.path,
-        message: `the query for ${similarity.name} must be a vector of ${index.dimension} numbers${index.embed === undefined ? " (its index has no embed function)" : ""}`
+        message: `the query for ${target.name} must be a vector of ${index.dimension} numbers${index.embed === undefined ? " (its index has no embed function)" : ""}`
       })
     }
-    resolved.set(similarity, {
+    resolved.set(target, {
       _tag: "VectorScore",
       id: index.vectors,
-      name: similarity.name,
+      name: target.name,
       metric: index.metric,
       precision: index.precision,
       vector: Array.from(vector)

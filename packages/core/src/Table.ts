@@ -247,15 +247,23 @@ export class Table<S extends Column.Specs> {
 
   /**
    * Adds an embedding index on a String, Image or Vector column. For String
-   * and Image columns `embed` computes the vectors (stored like a computed
-   * column: durable, rate-limited, kept up to date) and embeds query values;
-   * a Vector column is indexed as it is. HNSW with the metric's operator
-   * class, `halfvec` precision by default.
+   * and Image columns the function for the column's modality (`embed`, or
+   * `textEmbed` / `imageEmbed`) computes the vectors, stored like a computed
+   * column: durable, rate-limited, kept up to date. Query values are embedded
+   * by the function for their modality, so an image index with a `textEmbed`
+   * of the same vector space (CLIP-like) answers text queries. A Vector column
+   * is indexed as it is. HNSW with the metric's operator class, `halfvec`
+   * precision by default.
    */
   addEmbeddingIndex<K extends keyof S & string>(
     column: K,
     options?: {
+      /** Embeds the column's values (a String column: texts; an Image column: images). */
       readonly embed?: Fn.Fn<any, Float32Array> | undefined
+      /** Embeds texts: String column values, and text queries of any index. */
+      readonly textEmbed?: Fn.Fn<any, Float32Array> | undefined
+      /** Embeds images: Image column values, and image queries of any index. */
+      readonly imageEmbed?: Fn.Fn<any, Float32Array> | undefined
       readonly metric?: "cosine" | "ip" | "l2"
       readonly precision?: "vector" | "halfvec"
       readonly m?: number
@@ -273,13 +281,14 @@ export class Table<S extends Column.Specs> {
       if (invalid instanceof Catalog.CatalogError) return yield* invalid
       let vectors = target
       let embed: Catalog.IndexMeta["embed"]
+      const embeds = yield* embedFunctions(meta, column, target.type, options ?? {})
       if (target.type.kind !== "Vector") {
-        const fn = options?.embed
-        if (fn === undefined || fn.definition.returns.kind !== "Vector") {
+        const fn = target.type.kind === "String" ? embeds.text : target.type.kind === "Image" ? embeds.image : undefined
+        if (fn === undefined) {
           return yield* new Catalog.CatalogError({
             reason: "InvalidDefinition",
             path: meta.path,
-            message: `an embedding index on ${column} (${ColumnType.show(target.type)}) needs an embed function returning a Vector`
+            message: `an embedding index on ${column} (${ColumnType.show(target.type)}) needs an embed function for its values (a function of one ${ColumnType.show(target.type)} returning a Vector)`
           })
         }
         const param = fn.definition.params[0]!.name
@@ -289,7 +298,7 @@ export class Table<S extends Column.Specs> {
           hidden: true
         } as never)
         vectors = next.meta.columns.find((c) => c.name === `_emb_${name}`)!
-        embed = { fn: fn.definition.name, version: fn.definition.version }
+        embed = functionRef(fn)
       }
       if (vectors.type.kind !== "Vector") return yield* Effect.die(new Error("unreachable: vectors are typed Vector"))
       const current = yield* store.getTable(meta.path)
@@ -298,6 +307,10 @@ export class Table<S extends Column.Specs> {
         column: target.id,
         vectors: vectors.id,
         embed,
+        embeds: {
+          ...(embeds.text === undefined ? {} : { text: functionRef(embeds.text) }),
+          ...(embeds.image === undefined ? {} : { image: functionRef(embeds.image) })
+        },
         metric: options?.metric ?? "cosine",
         precision: options?.precision ?? "halfvec",
         dimension: vectors.type.dim,
@@ -1226,6 +1239,76 @@ const splitComputed = (store: Store["Service"], meta: Catalog.TableMeta) => {
 const columnNode = (c: Catalog.ColumnMeta): Expr.Node => ({ _tag: "Column", id: c.id, name: c.name })
 
 /** The live column with this name, or a NotFound error naming the table. */
+const functionRef = (fn: Fn.Fn<any, unknown>): Catalog.FunctionRef => ({
+  fn: fn.definition.name,
+  version: fn.definition.version
+})
+
+type EmbedFn = Fn.Fn<any, Float32Array>
+
+/**
+ * An embedding index's functions by modality, checked: a text function takes
+ * a String, an image function an Image, all return vectors of one dimension
+ * (a Vector column's, when the index is on one). `embed` is the function for
+ * the column's modality (for a Vector column, for its own parameter's).
+ */
+const embedFunctions = (
+  meta: Catalog.TableMeta,
+  column: string,
+  type: ColumnType.ColumnType,
+  options: {
+    readonly embed?: EmbedFn | undefined
+    readonly textEmbed?: EmbedFn | undefined
+    readonly imageEmbed?: EmbedFn | undefined
+  }
+): Effect.Effect<
+  { readonly text?: EmbedFn | undefined; readonly image?: EmbedFn | undefined },
+  Catalog.CatalogError
+> => {
+  const invalid = (message: string) =>
+    Effect.fail(
+      new Catalog.CatalogError({
+        reason: "InvalidDefinition",
+        path: meta.path,
+        message: `embedding index on ${column}: ${message}`
+      })
+    )
+  const modalityOf = (fn: EmbedFn): "text" | "image" | undefined => {
+    const kind = fn.definition.params[0]?.type.kind
+    return kind === "String" ? "text" : kind === "Image" ? "image" : undefined
+  }
+  const byModality: { text?: EmbedFn; image?: EmbedFn } = {}
+  const given: ReadonlyArray<readonly [string, EmbedFn | undefined, "text" | "image" | undefined]> = [
+    ["textEmbed", options.textEmbed, "text"],
+    ["imageEmbed", options.imageEmbed, "image"],
+    ["embed", options.embed, type.kind === "String" ? "text" : type.kind === "Image" ? "image" : undefined]
+  ]
+  let dim = type.kind === "Vector" ? type.dim : undefined
+  for (const [option, fn, expected] of given) {
+    if (fn === undefined) continue
+    const modality = modalityOf(fn)
+    if (modality === undefined || (expected !== undefined && modality !== expected)) {
+      return invalid(
+        `${option} (${fn.definition.name}) must take ${expected === "image" ? "an Image" : expected === "text" ? "a String" : "a String or an Image"} as its first parameter`
+      )
+    }
+    const returns = fn.definition.returns
+    if (returns.kind !== "Vector") return invalid(`${option} (${fn.definition.name}) must return a Vector`)
+    if (dim !== undefined && returns.dim !== dim) {
+      return invalid(
+        `${option} (${fn.definition.name}) returns Vector(${returns.dim}); the index's vectors have ${dim}`
+      )
+    }
+    dim = returns.dim
+    const other = byModality[modality]
+    if (other !== undefined && other.definition !== fn.definition) {
+      return invalid(`two different ${modality} functions (${other.definition.name}, ${fn.definition.name})`)
+    }
+    byModality[modality] = fn
+  }
+  return Effect.succeed(byModality)
+}
+
 const findColumn = (meta: Catalog.TableMeta, name: string): Effect.Effect<Catalog.ColumnMeta, Catalog.CatalogError> => {
   const column = meta.columns.find((c) => c.name === name)
   return column !== undefined

@@ -160,4 +160,66 @@ Harness.forEachBackend("Embedding indexes and similarity", (test) => {
         ["body_text:text", "body_idx:embedding"]
       )
     }))
+
+  test("embedding() exposes the stored vectors; a Vector column's index embeds text queries with textEmbed", () =>
+    Effect.gen(function* () {
+      const embed = Fn.make({
+        name: `bow3_${process.pid}_${unique++}`,
+        params: { text: Column.String },
+        returns: Column.Vector(10),
+        run: ({ text }) => bagOfWords(text)
+      })
+      const t = yield* Table.create("exposed", { id: Column.Int, text: Column.String })
+      yield* t.insert([
+        { id: 1, text: "cat dog" },
+        { id: 2, text: "car road" }
+      ])
+      const indexed = yield* t.addEmbeddingIndex("text", { embed, name: "bow" })
+      const rows = yield* indexed
+        .select((c) => ({ id: c.id, v: c.text.embedding() }))
+        .orderBy("id")
+        .collect()
+      assert.deepStrictEqual(
+        rows.map((r) => Array.from(r.v!)),
+        [Array.from(bagOfWords("cat dog")), Array.from(bagOfWords("car road"))]
+      )
+      const inEngine = yield* indexed
+        .select((c) => ({ v: c.text.embedding({ index: "bow" }) }))
+        .where((c) => c.id.eq(2))
+        .inEngine()
+        .collect()
+      assert.deepStrictEqual(Array.from(inEngine[0]!.v!), Array.from(bagOfWords("car road")))
+      const missing = yield* Effect.flip(indexed.select((c) => ({ v: c.text.embedding({ index: "nope" }) })).collect())
+      assert.include(missing.message, 'no embedding index named "nope"')
+
+      // Precomputed vectors from the same model, with a text function for queries.
+      const v = yield* Table.create("precomputed", { id: Column.Int, v: Column.Vector(10) })
+      yield* v.insert([
+        { id: 1, v: bagOfWords("fish sea boat") },
+        { id: 2, v: bagOfWords("sun") }
+      ])
+      const byText = yield* v.addEmbeddingIndex("v", { textEmbed: embed })
+      const top = yield* byText
+        .select((c) => ({ id: c.id, s: c.v.similarity("a boat at sea") }))
+        .orderBy("s", "desc")
+        .limit(1)
+        .collect()
+      assert.strictEqual(top[0]!.id, 1)
+      const noImage = yield* Effect.flip(
+        byText.select((c) => ({ s: c.v.similarity("x.png", { modality: "image" }) })).collect()
+      )
+      assert.include(noImage.message, "cannot embed an image query")
+      const wrongDim = yield* Effect.flip(
+        v.addEmbeddingIndex("v", {
+          name: "bad",
+          textEmbed: Fn.make({
+            name: `dim3_${process.pid}_${unique++}`,
+            params: { text: Column.String },
+            returns: Column.Vector(3),
+            run: () => new Float32Array(3)
+          })
+        })
+      )
+      assert.include(wrongDim.message, "returns Vector(3); the index's vectors have 10")
+    }))
 })

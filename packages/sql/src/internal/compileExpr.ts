@@ -209,6 +209,7 @@ const compileNode = (root: Expr.Node, ctx: CompileContext): Fragment => {
       case "ErrorProp":
         return sql`${ctx.errorColumn(node.id, node.prop)}`
       case "Similarity":
+      case "Embedding":
         throw new NotExpressible()
       case "TextSearch": {
         if (!/^[a-z_]+$/.test(node.language)) throw new NotExpressible()
