@@ -222,4 +222,44 @@ Harness.forEachBackend("Embedding indexes and similarity", (test) => {
       )
       assert.include(wrongDim.message, "returns Vector(3); the index's vectors have 10")
     }))
+
+  test("an embedding index on a view follows the base: new base rows are embedded and found, deleted ones go", () =>
+    Effect.gen(function* () {
+      const calls = { n: 0 }
+      const embed = Fn.make({
+        name: `bow4_${process.pid}_${unique++}`,
+        params: { text: Column.String },
+        returns: Column.Vector(10),
+        run: ({ text }) => {
+          calls.n++
+          return bagOfWords(text)
+        }
+      })
+      const base = yield* Table.create("notes", { id: Column.Int, text: Column.String, public: Column.Bool })
+      yield* base.insert([
+        { id: 1, text: "cat and dog", public: true },
+        { id: 2, text: "fish in the sea", public: false }
+      ])
+      const view = yield* Table.createView(
+        "public_notes",
+        base.where((c) => c.public)
+      )
+      const indexed = yield* view.addEmbeddingIndex("text", { embed })
+      assert.strictEqual(calls.n, 1, "only the view's row is embedded")
+      yield* base.insert([
+        { id: 3, text: "a boat on the sea with fish", public: true },
+        { id: 4, text: "a sea boat", public: false }
+      ])
+      assert.strictEqual(calls.n, 2, "the new public row, and only it")
+      const search = indexed.select((c) => ({ id: c.id, s: c.text.similarity("fish sea boat") })).orderBy("s", "desc")
+      assert.deepStrictEqual(
+        (yield* search.collect()).map((r) => r.id),
+        [3, 1]
+      )
+      yield* base.delete((c) => c.id.eq(3))
+      assert.deepStrictEqual(
+        (yield* search.collect()).map((r) => r.id),
+        [1]
+      )
+    }))
 })
