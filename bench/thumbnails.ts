@@ -75,7 +75,7 @@ const tessera = (paths: ReadonlyArray<string>, run: number) =>
     const ms = performance.now() - start
     if (result.errors !== 0) throw new Error(`${result.errors} thumbnails failed`)
     const rows = yield* t2.select((c) => ({ thumb: c.thumb })).collect()
-    const thumbs = rows.map((r) => r.thumb).filter((p): p is string => p !== null)
+    const thumbs = rows.map((r) => r.thumb?.uri ?? null).filter((p): p is string => p !== null)
     if (thumbs.length !== paths.length || !NodeFs.existsSync(thumbs[0]!)) throw new Error("thumbnails missing")
     const meta = yield* Effect.promise(() => sharp(thumbs[0]!).metadata())
     if (Math.max(meta.width, meta.height) !== SIZE) throw new Error(`thumbnail is ${meta.width}x${meta.height}`)

@@ -17,7 +17,7 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Column, Dir, Fn, Stage, Supervisor, Table } from "@tessera/core"
-import { Ffmpeg, Image, Video } from "@tessera/media"
+import { Ffmpeg, Video } from "@tessera/media"
 import { Database, Tessera } from "@tessera/sql"
 import { Console, Effect, Stream } from "effect"
 import { SqlClient } from "effect/sql"
@@ -146,15 +146,18 @@ const media = Effect.gen(function* () {
     { name: Column.String, image: Column.Image },
     { ifExists: "replace_force" }
   )
-  const withThumbs = yield* images.addComputedColumn("thumb", Image.thumbnail(images.c.image, { size: 64 }))
+  // Image columns have the image functions as methods (Image.thumbnail(images.c.image, ...) is the same).
+  const withThumbs = yield* images.addComputedColumn("thumb", images.c.image.thumbnail({ size: 64 }))
   yield* withThumbs.insert(colours.map((c) => ({ name: c.name, image: NodePath.join(dir, `${c.name}.jpg`) })))
   const thumbs = yield* withThumbs.collect()
   yield* Console.log(
     `Thumbnails (${thumbs.length}), stored content-addressed under ${NodePath.join(db.home, "media")}:`
   )
   for (const t of thumbs) {
-    const meta = yield* Effect.promise(() => sharp(t.thumb!).metadata())
-    yield* Console.log(`  ${t.name.padEnd(6)} ${meta.width}x${meta.height} ${NodePath.basename(t.thumb!)}`)
+    // Queries give media as handles: the reference, and the local file (or bytes) on demand.
+    const path = yield* t.thumb!.localPath
+    const meta = yield* Effect.promise(() => sharp(path).metadata())
+    yield* Console.log(`  ${t.name.padEnd(6)} ${meta.width}x${meta.height} ${NodePath.basename(path)}`)
   }
   const videos = yield* Table.create(
     "demo/videos",

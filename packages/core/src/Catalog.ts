@@ -5,7 +5,7 @@
  * the `Store` contract.
  */
 import { Schema } from "effect"
-import type * as ColumnType from "./ColumnType.ts"
+import * as ColumnType from "./ColumnType.ts"
 import * as Expr from "./Expr.ts"
 import * as Fn from "./Fn.ts"
 
@@ -224,6 +224,16 @@ export const missingFunctions = (column: ColumnMeta): ReadonlyArray<string> =>
 
 export const columnState = (column: ColumnMeta): ColumnState =>
   missingFunctions(column).length > 0 ? "UnknownFunction" : "ok"
+
+/**
+ * Whether a column is stored with a cell (a state and an error beside its
+ * value): stored computed columns, and media data columns, where a value that
+ * failed its check on write is recorded as an error (`insert`'s `onError`).
+ */
+export const hasCell = (column: {
+  readonly type: ColumnType.ColumnType
+  readonly computed?: Computed | undefined
+}): boolean => (column.computed === undefined ? ColumnType.isMedia(column.type) : column.computed.stored)
 
 /** The ids of the columns that `column` reads, directly. */
 export const dependencies = (column: ColumnMeta): ReadonlySet<number> =>

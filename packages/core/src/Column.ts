@@ -6,6 +6,7 @@
  */
 import type { Schema } from "effect"
 import * as ColumnType from "./ColumnType.ts"
+import type * as Media from "./Media.ts"
 
 /** A data column: its type, nullability, and the TypeScript types of its values. */
 export interface Column<out T, out I = T, out N extends boolean = false> {
@@ -41,11 +42,17 @@ export const Timestamp: Column<Date, Date | string | number> = make(ColumnType.T
 export const Date: Column<string, string | globalThis.Date> = make(ColumnType.Date)
 export const UUID: Column<string> = make(ColumnType.UUID)
 export const Binary: Column<Uint8Array> = make(ColumnType.Binary)
-/** Media columns hold references: a local path, a `file://` or an `http(s)://` URL. */
-export const Image: Column<string, string | URL> = make(ColumnType.Image)
-export const Video: Column<string, string | URL> = make(ColumnType.Video)
-export const Audio: Column<string, string | URL> = make(ColumnType.Audio)
-export const Document: Column<string, string | URL> = make(ColumnType.Document)
+/**
+ * Media columns hold references: a local path, a `file://` or an `http(s)://`
+ * URL (`Media.Uri` in expressions and functions; queries return `Media.MediaRef`
+ * handles). They take a path or URL, or a handle from a query; images also
+ * take bytes, which are written to the media store. Local files are checked on
+ * write (see `Table.insert`'s `onError`).
+ */
+export const Image: Column<Media.Uri<"Image">, Media.Input<"Image">> = make(ColumnType.Image)
+export const Video: Column<Media.Uri<"Video">, Media.Input<"Video">> = make(ColumnType.Video)
+export const Audio: Column<Media.Uri<"Audio">, Media.Input<"Audio">> = make(ColumnType.Audio)
+export const Document: Column<Media.Uri<"Document">, Media.Input<"Document">> = make(ColumnType.Document)
 
 /** A Json column: its references support JSON path access (`c.meta.a.b`). */
 export interface JsonColumn<out T, out N extends boolean = false> extends Column<T, T, N> {
@@ -88,8 +95,8 @@ export function nullable<T, I>(column: Column<T, I, boolean>): Column<T, I, true
   return { ...column, nullable: true }
 }
 
-/** The TypeScript type of values read from a column spec. */
-export type TypeOf<S extends Spec> =
+/** The TypeScript type of a column's values in expressions and functions (a media value is its `Media.Uri`). */
+export type ValueOf<S extends Spec> =
   S extends Column<infer T, any, infer N>
     ? N extends true
       ? T | null
@@ -97,6 +104,9 @@ export type TypeOf<S extends Spec> =
     : S extends Computed<infer T>
       ? T | null
       : never
+
+/** The TypeScript type of values read from a column spec (a media value is a `Media.MediaRef` handle). */
+export type TypeOf<S extends Spec> = Media.Read<ValueOf<S>>
 
 /** The TypeScript type accepted on insert for a data column. */
 export type InputOf<S extends Spec> = S extends Column<any, infer I, infer N> ? (N extends true ? I | null : I) : never

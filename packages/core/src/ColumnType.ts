@@ -7,6 +7,7 @@
  * process that reopens the table validates values without the user's code.
  */
 import { Predicate, Result, Schema, SchemaRepresentation } from "effect"
+import * as Media from "./Media.ts"
 
 export type ArrayDtype = "Float" | "Int" | "Bool" | "String"
 
@@ -273,6 +274,8 @@ export const validate = (t: ColumnType, value: unknown): Result.Result<unknown, 
     case "Document":
       if (typeof value === "string" && value.length > 0) return Result.succeed(value)
       if (value instanceof URL) return Result.succeed(value.toString())
+      // A handle from a query (e.g. rows copied from another table) stands for its reference.
+      if (Media.isMediaRef(value)) return Result.succeed(value.uri)
       return expected(`a path or URL for ${t.kind}`, value)
   }
 }

@@ -13,6 +13,7 @@ import * as ColumnType from "./ColumnType.ts"
 import * as Evaluate from "./Evaluate.ts"
 import * as Expr from "./Expr.ts"
 import * as Fn from "./Fn.ts"
+import * as Media from "./Media.ts"
 import * as Pool from "./Pool.ts"
 import * as ResultCache from "./ResultCache.ts"
 import type { Cell } from "./Store.ts"
@@ -186,6 +187,10 @@ export const evaluateRows = Effect.fnUntraced(function* (
       const hits = yield* cached
         .get(definition.name, definition.version, [...new Set(keys)])
         .pipe(Effect.catch(() => Effect.succeed(new Map<string, unknown>())))
+      // A cached media result is a file the operation now uses: no one may collect it meanwhile.
+      if (ColumnType.isMedia(definition.returns)) {
+        yield* Media.pin([...hits.values()].filter((v): v is string => typeof v === "string"))
+      }
       const first = new Map<string, number>()
       const remaining: typeof pending = []
       cacheKeys = []

@@ -10,6 +10,7 @@
  * null propagates, comparisons with null are null, and/or are three-valued.
  */
 import * as ColumnType from "./ColumnType.ts"
+import * as Media from "./Media.ts"
 
 export type ArithmeticOp = "+" | "-" | "*" | "/" | "%"
 export type ComparisonOp = "=" | "!=" | "<" | "<=" | ">" | ">="
@@ -95,6 +96,17 @@ type NonNull<A> = Exclude<A, null>
 /** Anything a builder accepts in place of an expression: an Expr or a plain value. */
 export type Input<A> = Value<A> | Value<NonNull<A>>
 
+/**
+ * What a function argument of type `A` accepts: `Input`; for a media parameter
+ * any string expression or value (a path or URL), a URL or a handle.
+ */
+export type Arg<A> = [NonNull<A>] extends [Media.Uri<infer K extends Media.Kind>]
+  ? Input<string | null> | URL | Media.MediaRef<K>
+  : Input<A | null>
+
+/** An expression of values `T`, with the methods of its media kind when it has them (`c.img.resize(...)`). */
+export type Of<T> = Media.WithMethods<Expr<T>, T>
+
 const jsonProxyHandler: ProxyHandler<Expr<unknown>> = {
   get(target, prop, receiver) {
     if (typeof prop === "symbol" || prop in target) return Reflect.get(target, prop, receiver)
@@ -124,6 +136,7 @@ export class Expr<T> {
     this.type = type
     // biome-ignore lint/correctness/noConstructorReturn: JSON values support property access paths.
     if (type.kind === "Json") return new Proxy(this, jsonProxyHandler as ProxyHandler<this>)
+    if (methodsByKind.has(type.kind)) Object.setPrototypeOf(this, prototypeWithMethods(new.target.prototype, type.kind))
   }
 
   // arithmetic -----------------------------------------------------------------
@@ -364,6 +377,39 @@ export class ColumnRef<T> extends Expr<T> {
 
 export const isExpr = (u: unknown): u is Expr<unknown> => u instanceof Expr
 
+/** A method of the expressions of one column type; `this` is the expression it is called on. */
+export type Method = (this: Expr<any>, ...args: Array<any>) => unknown
+
+const methodsByKind = new Map<ColumnType.Kind, Readonly<Record<string, Method>>>()
+// The prototype of an Expr (or ColumnRef) of a kind with methods: the class's, extended by them.
+const prototypes = new Map<object, Map<ColumnType.Kind, object>>()
+
+const prototypeWithMethods = (base: object, kind: ColumnType.Kind): object => {
+  let byKind = prototypes.get(base)
+  if (byKind === undefined) prototypes.set(base, (byKind = new Map()))
+  let prototype = byKind.get(kind)
+  if (prototype === undefined) {
+    const descriptors: PropertyDescriptorMap = {}
+    for (const [name, method] of Object.entries(methodsByKind.get(kind)!)) {
+      descriptors[name] = { value: method, writable: true, configurable: true, enumerable: false }
+    }
+    prototype = Object.create(base, descriptors) as object
+    byKind.set(kind, prototype)
+  }
+  return prototype
+}
+
+/**
+ * Gives the expressions of one column type methods, e.g. `c.img.resize(...)`:
+ * a library installs them when it is imported and declares their types by
+ * augmenting the matching interface (`Media.ImageMethods`). Expressions of
+ * other types never have them (a JSON path may use the same names).
+ */
+export const installMethods = (kind: ColumnType.Kind, methods: Readonly<Record<string, Method>>): void => {
+  methodsByKind.set(kind, { ...methodsByKind.get(kind), ...methods })
+  prototypes.clear()
+}
+
 /** The column type of a JavaScript literal. */
 export const literalType = (value: unknown, hint?: ColumnType.ColumnType): ColumnType.ColumnType => {
   if (typeof value === "number") {
@@ -377,6 +423,8 @@ export const literalType = (value: unknown, hint?: ColumnType.ColumnType): Colum
       : ColumnType.String
   }
   if (typeof value === "boolean") return ColumnType.Bool
+  if (Media.isMediaRef(value)) return { kind: value.kind }
+  if (value instanceof URL) return hint !== undefined && ColumnType.isMedia(hint) ? hint : ColumnType.String
   if (value instanceof Date) return ColumnType.Timestamp
   if (value instanceof Float32Array) return ColumnType.Vector(value.length)
   if (value instanceof Uint8Array) return ColumnType.Binary
@@ -387,7 +435,15 @@ export const literalType = (value: unknown, hint?: ColumnType.ColumnType): Colum
 /** A literal expression. */
 export const lit = <A>(value: A, type?: ColumnType.ColumnType): Expr<A> => {
   const t = type ?? literalType(value)
-  const v = typeof value === "bigint" ? Number(value) : value
+  // A handle or URL stands for its reference (a string, what functions receive).
+  const v =
+    typeof value === "bigint"
+      ? Number(value)
+      : Media.isMediaRef(value)
+        ? value.uri
+        : value instanceof URL
+          ? value.href
+          : value
   return new Expr({ _tag: "Literal", value: v, type: t }, t)
 }
 

@@ -18,6 +18,7 @@ import { type Duration, Effect, Schedule, Schema } from "effect"
 import type * as Column from "./Column.ts"
 import type * as ColumnType from "./ColumnType.ts"
 import * as Expr from "./Expr.ts"
+import type * as Media from "./Media.ts"
 import type * as Pool from "./Pool.ts"
 
 export interface Param {
@@ -67,12 +68,15 @@ export interface Definition {
 }
 
 type ParamSpecs = Record<string, Column.Any>
-type ArgsOf<P extends ParamSpecs> = { readonly [K in keyof P]: Column.TypeOf<P[K]> }
-type CallArgs<P extends ParamSpecs> = { readonly [K in keyof P]: Expr.Input<Column.TypeOf<P[K]> | null> }
+/** What `run` receives: the values, a media value being its path or URL. */
+type ArgsOf<P extends ParamSpecs> = { readonly [K in keyof P]: Column.ValueOf<P[K]> }
+type CallArgs<P extends ParamSpecs> = { readonly [K in keyof P]: Expr.Arg<Column.ValueOf<P[K]>> }
+/** What `run` returns for a result column `C` (a media result is the path or URL of the file it made). */
+type ResultOf<C extends Column.Any> = Media.Plain<Column.ValueOf<C>>
 
 /** A defined function: call it with expressions to build a `Call` expression. */
 export interface Fn<P extends ParamSpecs, R> {
-  (args: CallArgs<P>): Expr.Expr<R>
+  (args: CallArgs<P>): Expr.Of<R>
   readonly definition: Definition
 }
 
@@ -128,7 +132,7 @@ const build = <P extends ParamSpecs, C extends Column.Any>(
   kind: Definition["kind"],
   batchSize: number,
   invoke: Definition["invoke"]
-): Fn<P, Column.TypeOf<C>> => {
+): Fn<P, Column.ValueOf<C>> => {
   if (!NAME_RE.test(options.name)) {
     throw new Error(`Invalid function name ${JSON.stringify(options.name)}`)
   }
@@ -158,7 +162,7 @@ const build = <P extends ParamSpecs, C extends Column.Any>(
         : (rows) => options.estimateTokens!(rows.map((row) => argsObject(paramNames, row)))
   }
   register(definition)
-  const call = (args: CallArgs<P>): Expr.Expr<Column.TypeOf<C>> => {
+  const call = (args: CallArgs<P>): Expr.Of<Column.ValueOf<C>> => {
     const nodes = definition.params.map((param) => {
       if (!(param.name in args) && !param.nullable) {
         throw new Error(`${definition.name}: missing argument ${param.name}`)
@@ -169,7 +173,7 @@ const build = <P extends ParamSpecs, C extends Column.Any>(
     return new Expr.Expr(
       { _tag: "Call", fn: definition.name, version: definition.version, args: nodes, type: definition.returns },
       definition.returns
-    )
+    ) as Expr.Of<Column.ValueOf<C>>
   }
   return Object.assign(call, { definition })
 }
@@ -187,8 +191,8 @@ const toFunctionError = (name: string) => (cause: unknown) => {
 
 /** A plain function of its arguments. A thrown exception becomes the cell's error. */
 export const make = <P extends ParamSpecs, C extends Column.Any>(
-  options: CommonOptions<P, C, FunctionError> & { readonly run: (args: ArgsOf<P>) => Column.TypeOf<C> }
-): Fn<P, Column.TypeOf<C>> => {
+  options: CommonOptions<P, C, FunctionError> & { readonly run: (args: ArgsOf<P>) => ResultOf<C> }
+): Fn<P, Column.ValueOf<C>> => {
   const names = Object.keys(options.params)
   return build(options, "plain", 1, (rows) =>
     Effect.try({
@@ -201,9 +205,9 @@ export const make = <P extends ParamSpecs, C extends Column.Any>(
 /** A function returning an Effect; its typed failures are retried by `retry`, then recorded. */
 export const effect = <P extends ParamSpecs, C extends Column.Any, E>(
   options: CommonOptions<P, C, E> & {
-    readonly run: (args: ArgsOf<P>) => Effect.Effect<Column.TypeOf<C>, E, Pool.CurrentPool | never>
+    readonly run: (args: ArgsOf<P>) => Effect.Effect<ResultOf<C>, E, Pool.CurrentPool | never>
   }
-): Fn<P, Column.TypeOf<C>> => {
+): Fn<P, Column.ValueOf<C>> => {
   const names = Object.keys(options.params)
   return build(options, "effect", 1, (rows) => Effect.forEach(rows, (row) => options.run(argsObject(names, row))))
 }
@@ -214,9 +218,9 @@ export const batched = <P extends ParamSpecs, C extends Column.Any, E>(
     readonly batchSize: number
     readonly run: (
       rows: ReadonlyArray<ArgsOf<P>>
-    ) => Effect.Effect<ReadonlyArray<Column.TypeOf<C>>, E, Pool.CurrentPool | never>
+    ) => Effect.Effect<ReadonlyArray<ResultOf<C>>, E, Pool.CurrentPool | never>
   }
-): Fn<P, Column.TypeOf<C>> => {
+): Fn<P, Column.ValueOf<C>> => {
   const names = Object.keys(options.params)
   return build(options, "batched", options.batchSize, (rows) =>
     options.run(rows.map((row) => argsObject(names, row))).pipe(

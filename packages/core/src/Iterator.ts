@@ -12,6 +12,7 @@ import { type Effect, Stream } from "effect"
 import type * as Column from "./Column.ts"
 import type * as ColumnType from "./ColumnType.ts"
 import * as Expr from "./Expr.ts"
+import type * as Media from "./Media.ts"
 
 export interface Output {
   readonly name: string
@@ -42,9 +43,10 @@ export interface Call<O extends Record<string, Column.Any>> {
 }
 
 type ParamSpecs = Record<string, Column.Any>
-type ArgsOf<P extends ParamSpecs> = { readonly [K in keyof P]: Column.TypeOf<P[K]> }
-type CallArgs<P extends ParamSpecs> = { readonly [K in keyof P]: Expr.Input<Column.TypeOf<P[K]> | null> }
-type RowOf<O extends Record<string, Column.Any>> = { readonly [K in keyof O]: Column.TypeOf<O[K]> }
+type ArgsOf<P extends ParamSpecs> = { readonly [K in keyof P]: Column.ValueOf<P[K]> }
+type CallArgs<P extends ParamSpecs> = { readonly [K in keyof P]: Expr.Arg<Column.ValueOf<P[K]>> }
+/** A component: its output values, a media value being the path or URL of the file it made. */
+type RowOf<O extends Record<string, Column.Any>> = { readonly [K in keyof O]: Media.Plain<Column.ValueOf<O[K]>> }
 
 const registry = new Map<string, Definition>()
 const key = (name: string, version: number) => `${name}@${version}`

@@ -16,6 +16,7 @@ import type * as ColumnType from "./ColumnType.ts"
 import * as Compute from "./Compute.ts"
 import * as Evaluate from "./Evaluate.ts"
 import * as Expr from "./Expr.ts"
+import * as Media from "./Media.ts"
 import { type ScanSpec, Store, type StoreError } from "./Store.ts"
 
 export class QueryError extends Schema.TaggedError<QueryError>()("QueryError", {
@@ -23,15 +24,18 @@ export class QueryError extends Schema.TaggedError<QueryError>()("QueryError", {
   message: Schema.String
 }) {}
 
-/** Typed references to a table's columns (`t.c.x`). */
+/** Typed references to a table's columns (`t.c.x`); an image column's has the image methods (`t.c.img.resize(...)`). */
 export type Columns<S extends Column.Specs> = {
   readonly [K in keyof S]: S[K] extends Column.JsonColumn<infer T, infer N>
     ? Expr.ColumnRef<N extends true ? T | null : T> & Expr.JsonExpr<N extends true ? T | null : T>
-    : Expr.ColumnRef<Column.TypeOf<S[K]>>
+    : Media.WithMethods<Expr.ColumnRef<Column.ValueOf<S[K]>>, Column.ValueOf<S[K]>>
 }
 
-/** The TypeScript type of an expression's values. */
-export type TypeOfExpr<E> = E extends Expr.Expr<infer T> ? T : never
+/** The TypeScript type of an expression's values as results give them (a media value is a `Media.MediaRef`). */
+export type TypeOfExpr<E> = E extends Expr.Expr<infer T> ? Media.Read<T> : never
+
+/** The TypeScript type of an expression's values inside expressions (a media value is its `Media.Uri`). */
+export type ValueOfExpr<E> = E extends Expr.Expr<infer T> ? T : never
 
 /** The table a query reads: how to load its current catalog entry. */
 export interface Source {
@@ -247,7 +251,7 @@ const plan = (
         fetched.add(valueKey(n.id))
         sqlOutputs.push({ key: valueKey(n.id), node: { _tag: "Column", id: n.id, name: n.name } })
         const column = byId.get(n.id)
-        if (column?.computed?.stored) {
+        if (column !== undefined && Catalog.hasCell(column)) {
           for (const prop of ["errorType", "errorMessage"] as const) {
             fetched.add(errorKey(n.id, prop))
             sqlOutputs.push({ key: errorKey(n.id, prop), node: { _tag: "ErrorProp", id: n.id, name: n.name, prop } })
@@ -362,14 +366,31 @@ const finishBatch = Effect.fnUntraced(function* (plan: Plan, raws: ReadonlyArray
     }
     orderKeys = rows.map((_, i) => perNode.map((values) => values[i]))
   }
+  const media = mediaOutputs(plan)
   return rows.map((r, i) => {
     const out: Record<string, unknown> = {}
     for (const output of plan.outputs) {
       out[output.key] = output.from !== undefined ? r.raw[output.from] : computed.get(output.key)![i]
     }
+    for (const [key, kind] of media) {
+      const value = out[key]
+      if (typeof value === "string") out[key] = new Media.MediaRef(kind, value)
+    }
     return { row: out, orderKey: orderKeys?.[i], rowid: r.raw.$rowid as number | undefined }
   })
 })
+
+/** The outputs holding media, with their kinds: results give them as handles. */
+const mediaOutputs = (plan: Plan): ReadonlyArray<readonly [string, Media.Kind]> => {
+  const types = Catalog.columnTypes(plan.meta)
+  const out: Array<readonly [string, Media.Kind]> = []
+  for (const output of plan.outputs) {
+    const node = output.node ?? plan.spec.outputs.find((o) => o.key === output.from)?.node
+    const kind = node === undefined ? undefined : Expr.typeOf(node, types).kind
+    if (kind !== undefined && Media.isKind(kind)) out.push([output.key, kind])
+  }
+  return out
+}
 
 /** The embedding index a `similarity` or `embedding` node names (or the column's only one). */
 const findIndex = (

@@ -33,6 +33,8 @@ export class ResultCache extends Context.Service<
       version: number,
       entries: ReadonlyArray<{ readonly key: string; readonly value: unknown }>
     ) => Effect.Effect<void, StoreError>
+    /** Drops the cached results whose value is one of `values` (e.g. media files that were removed). */
+    readonly forget: (values: ReadonlyArray<string>) => Effect.Effect<void, StoreError>
     /** Hits, misses and writes of this process. */
     readonly stats: Effect.Effect<Stats>
   }

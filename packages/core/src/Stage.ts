@@ -14,6 +14,7 @@ import * as Catalog from "./Catalog.ts"
 import * as Compute from "./Compute.ts"
 import * as Expr from "./Expr.ts"
 import * as Fn from "./Fn.ts"
+import * as Media from "./Media.ts"
 import { type Cell, type ScanSpec, Store, type StoreError } from "./Store.ts"
 
 const columnNode = (c: Catalog.ColumnMeta): Expr.Node => ({ _tag: "Column", id: c.id, name: c.name })
@@ -27,9 +28,12 @@ export const inputsOf = (table: Catalog.TableMeta, columns: ReadonlyArray<Catalo
   const inputs = table.columns.filter((c) => reads.has(c.id))
   return {
     where: [],
-    outputs: inputs.filter((c) => c.computed === undefined).map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
+    outputs: inputs
+      .filter((c) => c.computed === undefined && !Catalog.hasCell(c))
+      .map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
     orderBy: [],
-    cells: inputs.filter((c) => c.computed?.stored).map((c) => c.id)
+    // Cells carry their errors (a media value that failed its check too): dependents fail alike.
+    cells: inputs.filter(Catalog.hasCell).map((c) => c.id)
   }
 }
 
@@ -167,6 +171,7 @@ export const drain = (
       yield* claims.pipe(
         Stream.mapEffect(
           (batch) =>
+            // The media files a batch makes stay pinned until its cells are written.
             Effect.gen(function* () {
               const work = batch.map((raw) => workRow(table, raw))
               const cells = (yield* Compute.computeColumns(table, [column], work)).get(column.id)!
@@ -189,7 +194,7 @@ export const drain = (
                   rate: elapsedMs > 0 ? (done * 1000) / elapsedMs : 0
                 })
               }
-            }),
+            }).pipe(Media.track),
           { concurrency: shape.parallel, unordered: true }
         ),
         Stream.runDrain

@@ -54,7 +54,7 @@ export interface ScanSpec {
   readonly baseRowids?: ReadonlyArray<number> | undefined
   /** Also return each view row's base row id under `"$baseRowid"`. */
   readonly withBaseRowid?: boolean | undefined
-  /** Also return the full `Cell` of these stored computed columns, under `"$cell<id>"`. */
+  /** Also return the full `Cell` of these columns with cells (`Catalog.hasCell`), under `"$cell<id>"`. */
   readonly cells?: ReadonlyArray<number> | undefined
 }
 
@@ -229,7 +229,8 @@ export class Store extends Context.Service<
     readonly count: (table: Catalog.TableMeta, where: ReadonlyArray<Expr.Node>) => Effect.Effect<number, StoreError>
     /**
      * Inserts rows at `version`. `rows[i][j]` is the value of `columns[j]`; for
-     * stored computed columns it is a `Cell`. Returns the new rows' ids, in order.
+     * stored computed columns it is a `Cell`, for media data columns a value or
+     * a `Cell` (an error: see `Catalog.hasCell`). Returns the new rows' ids, in order.
      */
     readonly insertRows: (
       table: Catalog.TableMeta,
@@ -307,6 +308,21 @@ export class Store extends Context.Service<
     readonly changes: Stream.Stream<ChangeEvent>
     /** Announces a change (after its transaction committed). */
     readonly notify: (event: ChangeEvent) => Effect.Effect<void>
+
+    // media -------------------------------------------------------------------
+    /**
+     * The references among `refs` that a media column (data or stored
+     * computed) of any table still holds, in a live row or an older version's.
+     */
+    readonly mediaInUse: (refs: ReadonlyArray<string>) => Effect.Effect<ReadonlySet<string>, StoreError>
+    /**
+     * The media references version `version` of the table brought in: the
+     * media values of the rows it wrote and of the columns it added.
+     */
+    readonly versionMedia: (
+      table: Catalog.TableMeta,
+      version: number
+    ) => Effect.Effect<ReadonlyArray<string>, StoreError>
 
     /** Runs `effect` in one transaction: all of its writes land, or none. */
     readonly transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StoreError, R>

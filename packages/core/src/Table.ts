@@ -7,7 +7,7 @@
  * TypeScript type, and `addComputedColumn` returns a handle whose type has the
  * new column. Every operation is an Effect that needs the `Store`.
  */
-import { Effect, Schema, Stream } from "effect"
+import { Effect, Result, Schema, Stream } from "effect"
 import * as Catalog from "./Catalog.ts"
 import type * as Column from "./Column.ts"
 import * as ColumnType from "./ColumnType.ts"
@@ -16,6 +16,7 @@ import * as Evaluate from "./Evaluate.ts"
 import * as Expr from "./Expr.ts"
 import * as Fn from "./Fn.ts"
 import * as Iterator from "./Iterator.ts"
+import * as Media from "./Media.ts"
 import * as Query from "./Query.ts"
 import * as ResultCache from "./ResultCache.ts"
 import * as Stage from "./Stage.ts"
@@ -29,6 +30,8 @@ export class ValidationError extends Schema.TaggedError<ValidationError>()("Vali
   /** The 0-based index of the offending row in the input (insert) or the row id (update). */
   row: Schema.Number,
   column: Schema.String,
+  /** The media file (or URL) that failed its check, for a media value. */
+  file: Schema.optional(Schema.String),
   message: Schema.String
 }) {}
 
@@ -36,7 +39,7 @@ export interface InsertResult {
   readonly inserted: number
   /** Computed cells written. */
   readonly computed: number
-  /** Computed cells that failed (with `onError: "record"`). */
+  /** Cells in error (with `onError: "record"`): computed cells that failed, and media values that failed their check. */
   readonly errors: number
   readonly columnsWithErrors: ReadonlyArray<string>
   /** Computed cells left pending (`wait: false`) for the supervisor to compute. */
@@ -103,6 +106,13 @@ const emptyCell = (value: unknown): Cell => ({
   errorMessage: null,
   attempts: 0
 })
+
+/** A data column's stored value in a row: a media value that failed its check is stored as its error. */
+const dataValue = (column: Catalog.ColumnMeta, row: Compute.WorkRow): unknown => {
+  const error = row.errors.get(column.id)
+  if (error === undefined) return row.values.get(column.id) ?? null
+  return { value: null, state: "error", errorType: error.type, errorMessage: error.message, attempts: 0 } satisfies Cell
+}
 
 export class Table<S extends Column.Specs> {
   readonly path: string
@@ -186,7 +196,12 @@ export class Table<S extends Column.Specs> {
     })
   }
 
-  /** Undoes the latest version, data or schema; returns the handle at the version before. */
+  /**
+   * Undoes the latest version, data or schema; returns the handle at the
+   * version before. Media-store files the version brought in (its rows'
+   * media values, its added columns') are removed when no other row, of any
+   * table or version, references them.
+   */
   revert(): Effect.Effect<Table<Dynamic>, WriteFailure, Store> {
     const load = this.loadForWrite("revert")
     return Effect.gen(function* () {
@@ -201,13 +216,15 @@ export class Table<S extends Column.Specs> {
           message: `cannot revert ${meta.path}: the snapshot ${pinned.map((d) => d.path).join(", ")} needs version ${meta.version}`
         })
       }
+      const media = yield* store.versionMedia(meta, meta.version)
       const reverted = yield* store.revert(meta)
       // Views follow their base back.
       for (const view of dependents) {
         if (view.view !== undefined && !view.view.snapshot) yield* syncView(store, reverted, view, undefined)
       }
+      yield* Media.collectGarbage(media)
       return new Table<Dynamic>(reverted)
-    })
+    }).pipe(Media.track)
   }
 
   /**
@@ -491,6 +508,17 @@ export class Table<S extends Column.Specs> {
    * Inserts rows, computing every stored computed column for them. Invalid
    * input, or a failing cell of an `onError: "abort"` column, fails the call
    * and writes nothing.
+   *
+   * Media values are checked first (local files: a header read; `http(s)`
+   * URLs are not fetched) and image bytes are written to the media store.
+   * With `onError: "abort"` (the default) a missing, corrupt or wrong-format
+   * file fails the insert with a `ValidationError` naming the row, the column
+   * and the file, and nothing is written. With `"record"` (Pixeltable's
+   * `on_error='ignore'`) every error of the insert is recorded instead: such a
+   * value is stored as null with its error (`c.img.errorType` /
+   * `errorMessage`), the cells computed from it get the same error, failing
+   * computed cells are recorded whatever their column's `onError`, and the
+   * other rows are written as usual.
    */
   insert(
     rows: ReadonlyArray<Column.InsertRow<S>>,
@@ -500,9 +528,12 @@ export class Table<S extends Column.Specs> {
        * once; the supervisor (here or in a daemon) computes them durably.
        */
       readonly wait?: boolean
+      /** `"abort"` (default): the first error fails the insert. `"record"`: errors are kept in their cells. */
+      readonly onError?: Catalog.OnError
     }
   ): Effect.Effect<InsertResult, WriteFailure, Store> {
     const load = this.loadForWrite("insert")
+    const onError = options?.onError ?? "abort"
     return Effect.gen(function* () {
       const store = yield* Store
       const meta = yield* load
@@ -519,6 +550,7 @@ export class Table<S extends Column.Specs> {
       const invalidRow = (index: number, column: string, message: string) =>
         new ValidationError({ table: meta.path, operation: "insert", row: index, column, message })
       const work: Array<Compute.WorkRow> = []
+      const media: Array<MediaValue> = []
       for (let index = 0; index < rows.length; index++) {
         const row = rows[index] as unknown
         if (typeof row !== "object" || row === null) {
@@ -539,6 +571,11 @@ export class Table<S extends Column.Specs> {
               )
             }
             values.set(column.id, null)
+            continue
+          }
+          const reference = Media.isKind(column.type.kind) ? Media.referenceOf(raw) : undefined
+          if (reference !== undefined) {
+            media.push({ row: index, column, value: reference })
             continue
           }
           const checked = checks[j]!(raw)
@@ -569,9 +606,10 @@ export class Table<S extends Column.Specs> {
         work.push({ values, errors: new Map() })
       }
 
+      yield* prepareMedia(meta, "insert", work, media, onError)
       if (meta.primaryKey !== undefined) yield* checkNewKeys(store, meta, work)
-      return yield* writeRows(store, meta, work, { wait: options?.wait !== false })
-    })
+      return yield* writeRows(store, meta, work, { wait: options?.wait !== false, onError })
+    }).pipe(Media.track)
   }
 
   /**
@@ -652,7 +690,7 @@ export class Table<S extends Column.Specs> {
         if (outcome.errors > 0) yield* store.recordErrors(next, outcome.errors)
       }
       return new Table<S & { readonly [K in N]: Column.Computed<T> }>(next)
-    })
+    }).pipe(Media.track)
   }
 
   /**
@@ -764,7 +802,7 @@ export class Table<S extends Column.Specs> {
       const condition = where === undefined ? undefined : typeof where === "function" ? where(self.c) : where
       const rowids = yield* matchingRowids(store, meta, condition?.node)
       return yield* rewrite(store, meta, rowids, () => assignments, recompute)
-    })
+    }).pipe(Media.track)
   }
 
   /**
@@ -860,7 +898,7 @@ export class Table<S extends Column.Specs> {
         version = result.version
       }
       return { ...updated, inserted, version }
-    })
+    }).pipe(Media.track)
   }
 
   /** Inserts rows whose key is new and updates those whose key exists (`batchUpdate` with `ifNotExists: "insert"`). */
@@ -931,13 +969,65 @@ export class Table<S extends Column.Specs> {
           condition === undefined ? failedAny : { _tag: "Binary", op: "and", left: condition, right: failedAny }
       }
       return yield* rewrite(store, meta, yield* matchingRowids(store, meta, condition), () => [], all)
-    })
+    }).pipe(Media.track)
   }
 }
 
 // ---------------------------------------------------------------------------
 // Shared write paths
 // ---------------------------------------------------------------------------
+
+/** A media value given to a write, before it is checked: row (input index or row id), column, reference or bytes. */
+interface MediaValue {
+  readonly row: number
+  readonly column: Catalog.ColumnMeta
+  readonly value: string | Uint8Array
+}
+
+/**
+ * Checks the media values of a write (and stores image bytes), a bounded
+ * number at once, and puts the references to store into the rows (`work`,
+ * indexed like the values' `row` for an insert, by `indexOf` otherwise). A
+ * value that fails fails the write with a `ValidationError` naming the row,
+ * the column and the file (`abort`), or is recorded as that cell's error, its
+ * value null (`record`).
+ */
+const prepareMedia = Effect.fnUntraced(function* (
+  meta: Catalog.TableMeta,
+  operation: "insert" | "update",
+  work: ReadonlyArray<Compute.WorkRow>,
+  values: ReadonlyArray<MediaValue>,
+  onError: Catalog.OnError,
+  indexOf: (row: number) => number = (row) => row
+) {
+  const outcomes = yield* Effect.forEach(
+    values,
+    (v) => Effect.result(Media.prepare(v.column.type.kind as Media.Kind, v.value)),
+    { concurrency: Media.PREPARE_CONCURRENCY }
+  )
+  for (const [i, outcome] of outcomes.entries()) {
+    const { row, column } = values[i]!
+    const target = work[indexOf(row)]!
+    if (Result.isSuccess(outcome)) {
+      target.values.set(column.id, outcome.success)
+      target.errors.delete(column.id)
+      continue
+    }
+    const error = outcome.failure
+    if (onError === "abort") {
+      return yield* new ValidationError({
+        table: meta.path,
+        operation,
+        row,
+        column: column.name,
+        file: error.path,
+        message: `row ${row}: column ${column.name} (${ColumnType.show(column.type)}) of ${meta.path}: ${error.message}`
+      })
+    }
+    target.values.set(column.id, null)
+    target.errors.set(column.id, Fn.describeError(error))
+  }
+})
 
 /**
  * Writes validated rows: computes their cells (or leaves them pending), then
@@ -948,7 +1038,12 @@ const writeRows = Effect.fnUntraced(function* (
   store: Store["Service"],
   meta: Catalog.TableMeta,
   work: ReadonlyArray<Compute.WorkRow>,
-  options: { readonly wait: boolean; readonly baseRowids?: ReadonlyArray<number> | undefined }
+  options: {
+    readonly wait: boolean
+    readonly baseRowids?: ReadonlyArray<number> | undefined
+    /** `"record"`: every error is kept in its cell, whatever the column's `onError`. */
+    readonly onError?: Catalog.OnError | undefined
+  }
 ): Effect.fn.Return<InsertResult, WriteFailure, Store> {
   const dataColumns = meta.columns.filter((c) => c.computed === undefined)
   const { inEngine: computedColumns, inStore } = splitComputed(store, meta)
@@ -956,20 +1051,27 @@ const writeRows = Effect.fnUntraced(function* (
   const cells = wait
     ? yield* Compute.computeColumns(meta, computedColumns, work)
     : new Map(computedColumns.map((c) => [c.id, work.map(() => pendingCell)] as const))
-  const abort = Compute.firstAbort(meta, computedColumns, cells, (i) => i)
+  const abort = options.onError === "record" ? undefined : Compute.firstAbort(meta, computedColumns, cells, (i) => i)
   if (abort !== undefined) return yield* abort
 
   const stored = [...dataColumns, ...computedColumns]
   const physical = work.map((row, i) =>
-    stored.map((c) => (c.computed === undefined ? row.values.get(c.id) : cells.get(c.id)![i]))
+    stored.map((c) => (c.computed === undefined ? dataValue(c, row) : cells.get(c.id)![i]))
   )
-  let errors = 0
+  let invalidValues = 0
+  let failedCells = 0
   const columnsWithErrors: Array<string> = []
-  for (const column of computedColumns) {
-    const n = cells.get(column.id)!.filter((cell) => cell.state === "error").length
-    errors += n
+  for (const column of dataColumns) {
+    const n = work.filter((row) => row.errors.has(column.id)).length
+    invalidValues += n
     if (n > 0) columnsWithErrors.push(column.name)
   }
+  for (const column of computedColumns) {
+    const n = cells.get(column.id)!.filter((cell) => cell.state === "error").length
+    failedCells += n
+    if (n > 0) columnsWithErrors.push(column.name)
+  }
+  const errors = invalidValues + failedCells
   const version = yield* store.transaction(
     Effect.gen(function* () {
       const version = yield* store.bumpVersion(meta, { inserted: work.length, errors })
@@ -993,7 +1095,7 @@ const writeRows = Effect.fnUntraced(function* (
   if (!wait && computedColumns.length > 0) yield* store.notify({ kind: "rows", table: meta.id })
   return {
     inserted: work.length,
-    computed: ((wait ? computedColumns.length : 0) + inStore.length) * work.length - errors,
+    computed: ((wait ? computedColumns.length : 0) + inStore.length) * work.length - failedCells,
     errors,
     columnsWithErrors,
     pending: wait ? 0 : computedColumns.length * work.length,
@@ -1212,7 +1314,8 @@ const viewRowsOf = Effect.fnUntraced(function* (
  */
 const splitComputed = (store: Store["Service"], meta: Catalog.TableMeta) => {
   const stored = meta.columns.filter((c) => c.computed?.stored === true)
-  const data = new Set(meta.columns.filter((c) => c.computed === undefined).map((c) => c.id))
+  // Media data columns may hold recorded errors, which SQL would not pass on to the columns computed from them.
+  const data = new Set(meta.columns.filter((c) => c.computed === undefined && !Catalog.hasCell(c)).map((c) => c.id))
   const candidates = new Set(
     stored
       .filter((c) => {
@@ -1511,7 +1614,7 @@ const rewrite = Effect.fnUntraced(function* (
 ) {
   const rowids = new Set(target)
   const stored = meta.columns.filter((c) => c.computed === undefined || c.computed.stored)
-  const storedComputed = stored.filter((c) => c.computed !== undefined).map((c) => c.id)
+  const withCells = stored.filter(Catalog.hasCell).map((c) => c.id)
   const types = Catalog.columnTypes(meta)
   let total = { updated: 0, computed: 0, errors: 0 }
   if (rowids.size === 0) return { ...total, version: meta.version } satisfies UpdateResult
@@ -1522,12 +1625,15 @@ const rewrite = Effect.fnUntraced(function* (
     const raws = yield* store.scanAll(meta, {
       where: [],
       rowids: chunk,
-      outputs: stored.filter((c) => c.computed === undefined).map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
+      outputs: stored
+        .filter((c) => c.computed === undefined && !Catalog.hasCell(c))
+        .map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
       orderBy: [],
       withRowid: true,
-      cells: storedComputed
+      cells: withCells
     })
     const work = raws.map((r) => Stage.workRow(meta, r))
+    const media: Array<MediaValue> = []
     for (const [i, row] of work.entries()) {
       const before = new Map(row.values)
       for (const a of assignmentsOf(raws[i]!.$rowid as number)) {
@@ -1559,6 +1665,12 @@ const rewrite = Effect.fnUntraced(function* (
             })
           }
           row.values.set(a.column.id, null)
+          row.errors.delete(a.column.id)
+          continue
+        }
+        const reference = Media.isKind(a.column.type.kind) ? Media.referenceOf(value) : undefined
+        if (reference !== undefined) {
+          media.push({ row: raws[i]!.$rowid as number, column: a.column, value: reference })
           continue
         }
         const checked = ColumnType.validate(a.column.type, value)
@@ -1574,6 +1686,8 @@ const rewrite = Effect.fnUntraced(function* (
         row.values.set(a.column.id, checked.success)
       }
     }
+    const indexOf = new Map(raws.map((raw, i) => [raw.$rowid as number, i]))
+    yield* prepareMedia(meta, "update", work, media, "abort", (rowid) => indexOf.get(rowid)!)
     const cells = yield* Compute.computeColumns(meta, recompute, work)
     const abort = Compute.firstAbort(meta, recompute, cells, (i) => raws[i]!.$rowid as number)
     if (abort !== undefined) return yield* abort
@@ -1581,7 +1695,7 @@ const rewrite = Effect.fnUntraced(function* (
       rows.push({
         rowid: raw.$rowid as number,
         values: stored.map((c) => {
-          if (c.computed === undefined) return work[i]!.values.get(c.id) ?? null
+          if (c.computed === undefined) return dataValue(c, work[i]!)
           const recomputed = cells.get(c.id)
           if (recomputed !== undefined) return recomputed[i]!
           return (raw[`$cell${c.id}`] as Cell | undefined) ?? emptyCell(null)
@@ -1728,7 +1842,7 @@ export type Source<S extends Column.Specs, R> = Table<S> | Query.Query<S, R>
 export type RowOf<Src> = Src extends Query.Query<any, infer R> ? R : Src extends Table<infer S> ? Column.Row<S> : never
 
 /** The columns of a view: every output of its source, computed from the base (absent from inserts). */
-export type ViewSpecs<R> = { readonly [K in keyof R]: Column.Computed<Exclude<R[K], null>> }
+export type ViewSpecs<R> = { readonly [K in keyof R]: Column.Computed<Media.Value<Exclude<R[K], null>>> }
 
 const makeView = <S extends Column.Specs, R>(
   path: string,
@@ -1812,7 +1926,7 @@ const makeView = <S extends Column.Specs, R>(
     })
     if (created) yield* syncView(store, base, table, undefined)
     return new Table<ViewSpecs<R>>(yield* store.getTable(path))
-  })
+  }).pipe(Media.track)
 
 /**
  * Creates a view: the rows of `source` (a table, or a query with `where` and
@@ -1841,7 +1955,7 @@ export function createView<Src extends Source<any, any>, O extends Record<string
 ): Effect.Effect<
   Table<
     ViewSpecs<RowOf<Src>> & { readonly pos: Column.Computed<number> } & {
-      readonly [K in keyof O]: Column.Computed<Column.TypeOf<O[K]>>
+      readonly [K in keyof O]: Column.Computed<Column.ValueOf<O[K]>>
     }
   >,
   WriteFailure,
@@ -1872,12 +1986,12 @@ export const createSnapshot = <Src extends Source<any, any>, O extends Record<st
     readonly computed?: ((c: Query.Columns<ViewSpecs<RowOf<Src>>>) => O) | undefined
   }
 ): Effect.Effect<
-  Table<ViewSpecs<RowOf<Src>> & { readonly [K in keyof O]: Column.Computed<Query.TypeOfExpr<O[K]>> }>,
+  Table<ViewSpecs<RowOf<Src>> & { readonly [K in keyof O]: Column.Computed<Query.ValueOfExpr<O[K]>> }>,
   WriteFailure,
   Store
 > =>
   Effect.gen(function* () {
-    type Result = ViewSpecs<RowOf<Src>> & { readonly [K in keyof O]: Column.Computed<Query.TypeOfExpr<O[K]>> }
+    type Result = ViewSpecs<RowOf<Src>> & { readonly [K in keyof O]: Column.Computed<Query.ValueOfExpr<O[K]>> }
     const snapshot = yield* makeView<any, RowOf<Src>>(path, source, true, options)
     if (options?.computed === undefined) return new Table<Result>(snapshot.meta)
     let current = new Table<Dynamic>(snapshot.meta, { settingUp: true })

@@ -4,7 +4,7 @@
  * file too so that the runtime parts of the assertions execute.
  */
 import { describe, expectTypeOf, it } from "@effect/vitest"
-import { Column, type Expr, Fn, type Table } from "@tessera/core"
+import { Column, type Expr, Fn, type Media, type Query, type Table } from "@tessera/core"
 import type { Effect } from "effect"
 import { Schema } from "effect"
 
@@ -30,7 +30,7 @@ describe("type inference", () => {
       readonly score: number
       readonly seen: string | number | Date
       readonly meta: { readonly a: { readonly b: number }; readonly tags: ReadonlyArray<string> }
-      readonly poster: string | URL
+      readonly poster: string | URL | Uint8Array | Media.MediaRef<"Image">
       readonly year?: number | bigint | null
       readonly embedding?: Float32Array | ReadonlyArray<number> | null
     }>()
@@ -51,7 +51,7 @@ describe("type inference", () => {
       readonly seen: Date
       readonly meta: { readonly a: { readonly b: number }; readonly tags: ReadonlyArray<string> }
       readonly embedding: Float32Array | null
-      readonly poster: string
+      readonly poster: Media.MediaRef<"Image">
     }>()
   })
 
@@ -93,5 +93,45 @@ describe("type inference", () => {
     // @ts-expect-error: arithmetic on a string column does not typecheck
     const bad = (t: Films) => t.c.title.plus(1)
     void bad
+  })
+
+  it("media values: references in expressions and functions, handles in results, images as bytes on insert", () => {
+    const seen: Array<string> = []
+    const thumb = Fn.make({
+      name: "types_thumb",
+      params: { image: Column.Image, size: Column.Int },
+      returns: Column.Image,
+      run: ({ image, size }) => {
+        // Functions receive the reference (a string) and return a path.
+        expectTypeOf(image).toEqualTypeOf<Media.Uri<"Image">>()
+        seen.push(image)
+        return `${image}.${size}.png`
+      }
+    })
+    // A call returning an image is an image expression (with the image methods media installs).
+    expectTypeOf<ReturnType<typeof thumb>>().toEqualTypeOf<Media.ImageExpr>()
+    const f = (t: Films) =>
+      t.select((c) => ({ poster: c.poster, small: thumb({ image: c.poster, size: 64 }) })).collect()
+    type R = Effect.Success<ReturnType<typeof f>>[number]
+    expectTypeOf<R>().toEqualTypeOf<{
+      readonly poster: Media.MediaRef<"Image">
+      readonly small: Media.MediaRef<"Image">
+    }>()
+    // Column references of an image column are image expressions; others are not.
+    expectTypeOf<Query.Columns<typeof schema>["poster"]>().toEqualTypeOf<
+      Expr.ColumnRef<Media.Uri<"Image">> & Media.ImageMethods
+    >()
+    expectTypeOf<Query.Columns<typeof schema>["title"]>().toEqualTypeOf<Expr.ColumnRef<string>>()
+    // Media arguments take paths, URLs and handles.
+    thumb({ image: "/tmp/a.png", size: 1 })
+    thumb({ image: new URL("https://example.com/a.png"), size: 1 })
+    // @ts-expect-error: a number is not an image
+    thumb({ image: 42, size: 1 })
+    type Insert = Parameters<Films["insert"]>[0][number]
+    const bytes: Insert["poster"] = new Uint8Array([1, 2, 3])
+    void bytes
+    // @ts-expect-error: only image columns take bytes
+    const video: Column.InsertRow<{ v: typeof Column.Video }>["v"] = new Uint8Array([1])
+    void video
   })
 })

@@ -8,7 +8,7 @@
  * from 0 until one reaches the end of the audio; the last is cut at the end
  * (so it may be shorter), and together they cover the whole audio.
  */
-import { Column, Expr, Fn } from "@tessera/core"
+import { Column, ColumnType, Expr, Fn, Iterator } from "@tessera/core"
 import { Effect, Schema, Stream } from "effect"
 import type * as Ffmpeg from "./Ffmpeg.ts"
 import * as Io from "./internal/ffmpegIo.ts"
@@ -219,3 +219,25 @@ export function metadata(audio: Expr.Expr<string> | Expr.Expr<string | null>): E
 export function metadata(input: string | URL | Expr.Expr<string> | Expr.Expr<string | null>): unknown {
   return Expr.isExpr(input) ? metadataFn({ audio: input as Expr.Expr<string> }) : metadataEffect(input as string | URL)
 }
+
+// ---------------------------------------------------------------------------
+// iterator views
+
+/**
+ * The segments iterator: an iterator view with one row per segment of each
+ * audio file (or video's audio track), `Table.createView(path, clips, {
+ * iterator: Audio.segmentIterator(clips.c.audio, { duration: 30, overlap: 5 }) })`.
+ * Its columns, beside `pos`: `start`, `end` (seconds) and `segment` (the
+ * segment's file, in the media store). Options are those of `segments`.
+ */
+export const segmentIteratorDefinition = Iterator.make({
+  name: "tessera.audio.segments.iterator",
+  params: { audio: Column.Audio, options: Column.Json() },
+  outputs: { start: Column.Float, end: Column.Float, segment: Column.Audio },
+  run: ({ audio, options }) =>
+    Stream.map(segments(audio, options as SegmentOptions), (s) => ({ start: s.start, end: s.end, segment: s.path }))
+})
+
+/** `Audio.segmentIterator(t.c.audio, { duration: 30, overlap: 5 })`: the `iterator` option of a segments view. */
+export const segmentIterator = (audio: Expr.Input<string | null>, options: SegmentOptions) =>
+  segmentIteratorDefinition({ audio, options: Expr.lit<unknown>(options, ColumnType.Json()) })

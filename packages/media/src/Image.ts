@@ -13,7 +13,7 @@
  * path, so equal outputs share one file. A missing, unreadable or undecodable
  * input fails the cell with a `MediaError` naming the file or URL.
  */
-import { Column, type Expr, Fn } from "@tessera/core"
+import { Column, Expr, Fn, type Media } from "@tessera/core"
 import { Effect, Schema } from "effect"
 import * as NodeFs from "node:fs"
 import {
@@ -62,6 +62,16 @@ const image = Column.Image
 const optionalInt = Column.nullable(Column.Int)
 const optionalString = Column.nullable(Column.String)
 
+/** Width and height as displayed: after the EXIF orientation. */
+const orientedSize = (m: {
+  readonly width: number
+  readonly height: number
+  readonly autoOrient?: { readonly width: number; readonly height: number } | undefined
+}) => ({
+  width: m.autoOrient?.width ?? m.width,
+  height: m.autoOrient?.height ?? m.height
+})
+
 const metadataFn = Fn.effect({
   name: "image.metadata",
   params: { image },
@@ -70,14 +80,27 @@ const metadataFn = Fn.effect({
     withImage(image, async (img) => {
       const m = await img.metadata()
       return {
-        width: m.autoOrient?.width ?? m.width,
-        height: m.autoOrient?.height ?? m.height,
+        ...orientedSize(m),
         format: m.format,
         channels: m.channels,
         mode: modeOf(m.channels, m.space),
         hasAlpha: m.hasAlpha
       }
     })
+})
+
+const widthFn = Fn.effect({
+  name: "image.width",
+  params: { image },
+  returns: Column.Int,
+  run: ({ image }) => withImage(image, async (img) => orientedSize(await img.metadata()).width)
+})
+
+const heightFn = Fn.effect({
+  name: "image.height",
+  params: { image },
+  returns: Column.Int,
+  run: ({ image }) => withImage(image, async (img) => orientedSize(await img.metadata()).height)
 })
 
 const resizeFn = Fn.effect({
@@ -172,8 +195,7 @@ const blendFn = Fn.effect({
         return yield* invalidArgument(image, `opacity must be between 0 and 1, got ${opacity}`)
       }
       const base = yield* withImage(image, (img) => img.metadata())
-      const width = base.autoOrient?.width ?? base.width
-      const height = base.autoOrient?.height ?? base.height
+      const { width, height } = orientedSize(base)
       // The overlay, fitted to the base, with its alpha scaled by `opacity`:
       // composited "over", this is base * (1 - opacity) + overlay * opacity.
       const layer = yield* withImage(overlay, async (img) => {
@@ -243,6 +265,8 @@ const toDataUrlFn = Fn.effect({
 /** The registered functions, for calling with named arguments (`functions.resize({ image, width, ... })`). */
 export const functions = {
   metadata: metadataFn,
+  width: widthFn,
+  height: heightFn,
   resize: resizeFn,
   crop: cropFn,
   rotate: rotateFn,
@@ -256,60 +280,156 @@ export const functions = {
   toDataUrl: toDataUrlFn
 } as const
 
-/** An image: a column reference, any image-valued expression, or a literal path/URL. */
-export type ImageInput = Expr.Input<string | null>
+/** An image: a column reference, any image-valued expression, a path or URL, or a query's handle. */
+export type ImageInput = Expr.Arg<Media.Uri<"Image">>
 type Num = Expr.Input<number | null>
+
+export interface ResizeOptions {
+  readonly width?: Num
+  readonly height?: Num
+  readonly fit?: Fit | undefined
+}
+export interface CropRegion {
+  readonly left: Num
+  readonly top: Num
+  readonly width: Num
+  readonly height: Num
+}
+export interface ConvertOptions {
+  readonly format?: "jpeg" | "png" | "webp" | OutputFormat | undefined
+  readonly mode?: Mode | undefined
+}
+export interface EncodeOptions {
+  readonly format?: OutputFormat | undefined
+}
 
 /** `{ width, height, format, channels, mode, hasAlpha }` of an image. */
 export const metadata = (image: ImageInput): Expr.Expr<Metadata> => metadataFn({ image })
 
+/** The width in pixels (after EXIF orientation), read from the header. */
+export const width = (image: ImageInput): Expr.Expr<number> => widthFn({ image })
+
+/** The height in pixels (after EXIF orientation), read from the header. */
+export const height = (image: ImageInput): Expr.Expr<number> => heightFn({ image })
+
 /** Resizes to `width` x `height` (one may be omitted: aspect kept); `fit` defaults to `cover`. */
-export const resize = (
-  image: ImageInput,
-  options: { readonly width?: Num; readonly height?: Num; readonly fit?: Fit | undefined }
-): Expr.Expr<string> =>
+export const resize = (image: ImageInput, options: ResizeOptions): Media.ImageExpr =>
   resizeFn({ image, width: options.width ?? null, height: options.height ?? null, fit: options.fit ?? null })
 
 /** The region `width` x `height` at (`left`, `top`). */
-export const crop = (
-  image: ImageInput,
-  region: { readonly left: Num; readonly top: Num; readonly width: Num; readonly height: Num }
-): Expr.Expr<string> => cropFn({ image, ...region })
+export const crop = (image: ImageInput, region: CropRegion): Media.ImageExpr => cropFn({ image, ...region })
 
 /** Rotates clockwise by `degrees` (other than multiples of 90, the canvas grows, filled black). */
-export const rotate = (image: ImageInput, degrees: Num): Expr.Expr<string> => rotateFn({ image, degrees })
+export const rotate = (image: ImageInput, degrees: Num): Media.ImageExpr => rotateFn({ image, degrees })
 
 /** Mirrors top to bottom. */
-export const flip = (image: ImageInput): Expr.Expr<string> => flipFn({ image })
+export const flip = (image: ImageInput): Media.ImageExpr => flipFn({ image })
 
 /** Mirrors left to right. */
-export const flop = (image: ImageInput): Expr.Expr<string> => flopFn({ image })
+export const flop = (image: ImageInput): Media.ImageExpr => flopFn({ image })
 
 /** Re-encodes as `format` and/or converts to colour `mode`. */
-export const convert = (
-  image: ImageInput,
-  options: { readonly format?: "jpeg" | "png" | "webp" | OutputFormat | undefined; readonly mode?: Mode | undefined }
-): Expr.Expr<string> => convertFn({ image, format: options.format ?? null, mode: options.mode ?? null })
+export const convert = (image: ImageInput, options: ConvertOptions): Media.ImageExpr =>
+  convertFn({ image, format: options.format ?? null, mode: options.mode ?? null })
 
 /** Fits within `size` x `size`, keeping the aspect ratio, never enlarging. */
-export const thumbnail = (image: ImageInput, options: { readonly size: Num }): Expr.Expr<string> =>
+export const thumbnail = (image: ImageInput, options: { readonly size: Num }): Media.ImageExpr =>
   thumbnailFn({ image, size: options.size })
 
 /** A single-channel (`L`) grayscale image. */
-export const grayscale = (image: ImageInput): Expr.Expr<string> => grayscaleFn({ image })
+export const grayscale = (image: ImageInput): Media.ImageExpr => grayscaleFn({ image })
 
 /** `overlay` (fitted to `image`'s size) over `image` at `opacity` (0..1). */
-export const blend = (image: ImageInput, overlay: ImageInput, options: { readonly opacity: Num }): Expr.Expr<string> =>
+export const blend = (image: ImageInput, overlay: ImageInput, options: { readonly opacity: Num }): Media.ImageExpr =>
   blendFn({ image, overlay, opacity: options.opacity })
 
 /** The image's bytes in base64 (re-encoded when `format` is given). */
-export const toBase64 = (
-  image: ImageInput,
-  options?: { readonly format?: OutputFormat | undefined }
-): Expr.Expr<string> => toBase64Fn({ image, format: options?.format ?? null })
+export const toBase64 = (image: ImageInput, options?: EncodeOptions): Expr.Expr<string> =>
+  toBase64Fn({ image, format: options?.format ?? null })
 
 /** A `data:image/...;base64,` URL, what vision models take (JPEG, PNG, WebP, GIF as they are; else PNG). */
-export const toDataUrl = (
-  image: ImageInput,
-  options?: { readonly format?: OutputFormat | undefined }
-): Expr.Expr<string> => toDataUrlFn({ image, format: options?.format ?? null })
+export const toDataUrl = (image: ImageInput, options?: EncodeOptions): Expr.Expr<string> =>
+  toDataUrlFn({ image, format: options?.format ?? null })
+
+// ---------------------------------------------------------------------------
+// Methods of image expressions: `t.c.img.resize({ width: 64 }).grayscale()`
+
+declare module "@tessera/core" {
+  namespace Media {
+    interface ImageMethods {
+      /** `Image.metadata(this)`: width, height, format, channels, mode, alpha. */
+      metadata(): Expr.Expr<Metadata>
+      /** `Image.width(this)`. */
+      width(): Expr.Expr<number>
+      /** `Image.height(this)`. */
+      height(): Expr.Expr<number>
+      /** `Image.resize(this, options)`. */
+      resize(options: ResizeOptions): ImageExpr
+      /** `Image.crop(this, region)`. */
+      crop(region: CropRegion): ImageExpr
+      /** `Image.rotate(this, degrees)`. */
+      rotate(degrees: Num): ImageExpr
+      /** `Image.flip(this)`: top to bottom. */
+      flip(): ImageExpr
+      /** `Image.flop(this)`: left to right. */
+      flop(): ImageExpr
+      /** `Image.convert(this, options)`. */
+      convert(options: ConvertOptions): ImageExpr
+      /** `Image.thumbnail(this, options)`. */
+      thumbnail(options: { readonly size: Num }): ImageExpr
+      /** `Image.grayscale(this)`. */
+      grayscale(): ImageExpr
+      /** `Image.blend(this, overlay, options)`. */
+      blend(overlay: ImageInput, options: { readonly opacity: Num }): ImageExpr
+      /** `Image.toBase64(this, options)`. */
+      toBase64(options?: EncodeOptions): Expr.Expr<string>
+      /** `Image.toDataUrl(this, options)`. */
+      toDataUrl(options?: EncodeOptions): Expr.Expr<string>
+    }
+  }
+}
+
+Expr.installMethods("Image", {
+  metadata() {
+    return metadata(this)
+  },
+  width() {
+    return width(this)
+  },
+  height() {
+    return height(this)
+  },
+  resize(options: ResizeOptions) {
+    return resize(this, options)
+  },
+  crop(region: CropRegion) {
+    return crop(this, region)
+  },
+  rotate(degrees: Num) {
+    return rotate(this, degrees)
+  },
+  flip() {
+    return flip(this)
+  },
+  flop() {
+    return flop(this)
+  },
+  convert(options: ConvertOptions) {
+    return convert(this, options)
+  },
+  thumbnail(options: { readonly size: Num }) {
+    return thumbnail(this, options)
+  },
+  grayscale() {
+    return grayscale(this)
+  },
+  blend(overlay: ImageInput, options: { readonly opacity: Num }) {
+    return blend(this, overlay, options)
+  },
+  toBase64(options?: EncodeOptions) {
+    return toBase64(this, options)
+  },
+  toDataUrl(options?: EncodeOptions) {
+    return toDataUrl(this, options)
+  }
+})

@@ -9,29 +9,23 @@
  * User functions cannot require services, so media functions read `Current`:
  * a reference that defaults to the store under `TESSERA_HOME` and that
  * `layer(home)` replaces.
+ *
+ * Files it writes are pinned by, and recorded as created for, the running
+ * Tessera operation (`Media.track`), so that a failed insert or backfill
+ * leaves none behind; importing this module makes query handles
+ * (`Media.MediaRef`) download through its cache.
  */
-import { Config, Context, Deferred, Effect, Layer, Schema } from "effect"
+import { Media } from "@tessera/core"
+import { Config, Context, Deferred, Effect, Layer } from "effect"
 import * as NodeCrypto from "node:crypto"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import * as NodeUrl from "node:url"
 
-export class MediaError extends Schema.TaggedError<MediaError>()("MediaError", {
-  reason: Schema.Literals(["NotFound", "Unreadable", "Download", "InvalidFormat", "InvalidArgument", "Unwritable"]),
-  /** The file or URL concerned. */
-  path: Schema.String,
-  message: Schema.String,
-  /** The HTTP status of a failed download. */
-  status: Schema.optional(Schema.Number),
-  cause: Schema.optional(Schema.Defect())
-}) {
-  /** Only downloads can succeed on a second try: network failures, 408, 429 and 5xx. */
-  get isRetryable(): boolean {
-    if (this.reason !== "Download") return false
-    return this.status === undefined || this.status === 408 || this.status === 429 || this.status >= 500
-  }
-}
+/** A missing, unreadable or undecodable media file or URL (defined in core: query handles fail with it too). */
+export const MediaError = Media.MediaError
+export type MediaError = Media.MediaError
 
 export interface CacheStats {
   readonly files: number
@@ -57,6 +51,8 @@ export interface Shape {
   readonly cacheDir: string
   /** Stores bytes under their SHA-256 and returns the file's path; idempotent. */
   readonly put: (bytes: Uint8Array, extension: string) => Effect.Effect<string, MediaError>
+  /** Whether `path` is one of the store's content-addressed files. */
+  readonly owns: (path: string) => boolean
   /**
    * A local file for a media reference: a path or `file://` URL as it is
    * (checked to exist), an `http(s)://` URL downloaded once into the cache.
@@ -74,29 +70,16 @@ export const DEFAULT_CACHE_MAX_BYTES = 1024 * 1024 * 1024
 
 const EXTENSION_RE = /^[a-z0-9]{1,10}$/
 
-const errorCode = (cause: unknown): string | undefined =>
-  typeof cause === "object" && cause !== null ? ((cause as { code?: unknown }).code as string | undefined) : undefined
-
 const causeMessage = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 
-/** Maps a failed file-system call on `path` to a `MediaError`. */
-const fsError = (path: string, cause: unknown, writing = false): MediaError => {
-  const code = errorCode(cause)
-  if (code === "ENOENT" || code === "ENOTDIR") {
-    return new MediaError({ reason: "NotFound", path, message: `Media file not found: ${path}`, cause })
-  }
-  return new MediaError({
-    reason: writing ? "Unwritable" : "Unreadable",
-    path,
-    message: `Cannot ${writing ? "write" : "read"} media file ${path}: ${causeMessage(cause)}`,
-    cause
-  })
-}
+const fsError = Media.fileError
 
 const isFile = (stat: NodeFs.Stats) => stat.isFile()
 const notFound = () => false
 
-const isRemote = (ref: string) => ref.startsWith("http://") || ref.startsWith("https://")
+const isRemote = Media.isRemote
+
+const HASH_NAME_RE = /^([0-9a-f]{2})([0-9a-f]{2})[0-9a-f]{60}\.[a-z0-9]{1,10}$/
 
 /** The extension of a URL's last path segment (`bin` when it has none usable). */
 const urlExtension = (url: string): string => {
@@ -159,11 +142,23 @@ export const unsafeMake = (options: Options): Shape => {
       const hash = NodeCrypto.createHash("sha256").update(bytes).digest("hex")
       const dir = NodePath.join(root, hash.slice(0, 2), hash.slice(2, 4))
       const path = NodePath.join(dir, `${hash}.${ext}`)
-      return Effect.promise(() => NodeFs.promises.stat(path).then(isFile, notFound)).pipe(
-        Effect.flatMap((exists) => (exists ? Effect.void : Effect.andThen(ensureDir(dir), writeAtomic(path, bytes)))),
+      // Pinned before the existence check, so that no collection can remove it in between.
+      return Media.pin([path]).pipe(
+        Effect.andThen(Effect.promise(() => NodeFs.promises.stat(path).then(isFile, notFound))),
+        Effect.flatMap((exists) =>
+          exists
+            ? Effect.void
+            : ensureDir(dir).pipe(Effect.andThen(writeAtomic(path, bytes)), Effect.andThen(Media.created(path)))
+        ),
         Effect.as(path)
       )
     })
+
+  const owns = (path: string): boolean => {
+    const relative = NodePath.relative(root, path).split(NodePath.sep)
+    const match = relative.length === 3 ? HASH_NAME_RE.exec(relative[2]!) : null
+    return match !== null && relative[0] === match[1] && relative[1] === match[2]
+  }
 
   const checkLocal = (path: string, ref: string): Effect.Effect<string, MediaError> =>
     Effect.tryPromise({
@@ -341,7 +336,7 @@ export const unsafeMake = (options: Options): Shape => {
     Effect.sync((): CacheStats => ({ files: entries.size, bytes: cachedBytes, maxBytes, hits, misses, evictions }))
   )
 
-  return { home, root, cacheDir, put, localPath, cacheStats }
+  return { home, root, cacheDir, put, owns, localPath, cacheStats }
 }
 
 /** Builds a store under `options.home`. */
@@ -397,3 +392,14 @@ export const layerFromHome: Layer.Layer<MediaStore, Config.ConfigError> = Layer.
     return layer(home, { cacheMaxBytes })
   })
 )
+
+// Query handles resolve through the store in context, and collection removes only its files.
+Media.register({
+  store: {
+    localPath: (uri) => Effect.flatMap(Effect.service(Current), (store) => store.localPath(uri)),
+    files: Effect.map(Effect.service(Current), (store) => ({
+      owns: store.owns,
+      remove: (path: string) => NodeFs.rmSync(path, { force: true })
+    }))
+  }
+})

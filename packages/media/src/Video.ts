@@ -21,7 +21,7 @@
  *   their `index` is then round(time * fps), exact for constant frame rates.
  * At most one option may be given.
  */
-import { Column, ColumnType, Expr, Fn, Iterator } from "@tessera/core"
+import { Column, ColumnType, Expr, Fn, Iterator, type Media } from "@tessera/core"
 import { type Cause, Effect, Queue, Schema, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import * as Audio from "./Audio.ts"
@@ -468,7 +468,7 @@ export function metadata(input: string | URL | Expr.Expr<string> | Expr.Expr<str
 }
 
 /** The frame of `video` at `seconds` as an Image column value (a PNG in the media store). */
-export const frameAt = (video: Expr.Input<string | null>, seconds: Expr.Input<number | null>): Expr.Expr<string> =>
+export const frameAt = (video: Expr.Input<string | null>, seconds: Expr.Input<number | null>): Media.ImageExpr =>
   frameAtFn({ video, seconds })
 
 // ---------------------------------------------------------------------------

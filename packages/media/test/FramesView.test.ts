@@ -50,7 +50,7 @@ Harness.forEachBackend("Frames view", (test) => {
             [3, 30, 3]
           ]
         )
-        assert.isTrue(rows.every((r) => r.ext === ".png" && r.frame!.startsWith(NodePath.join(home, "media"))))
+        assert.isTrue(rows.every((r) => r.ext === ".png" && r.frame!.uri.startsWith(NodePath.join(home, "media"))))
 
         yield* videos.insert([{ name: "b", video: second }])
         assert.strictEqual(yield* withSeen.count(), 7)

@@ -272,8 +272,8 @@ Harness.forEachBackend("Image functions in computed columns", (test) => {
           continue
         }
         assert.isNull(r.type)
-        assert.isTrue(r.thumb!.startsWith(media), `${r.thumb} is not under ${media}`)
-        const m = yield* info(r.thumb!)
+        assert.isTrue(r.thumb!.uri.startsWith(media), `${r.thumb} is not under ${media}`)
+        const m = yield* info(r.thumb!.uri)
         assert.strictEqual(Math.max(m.width, m.height), 64)
       }
       // The errors are queryable.

@@ -270,13 +270,13 @@ Harness.forEachBackend("Video functions in computed columns", (test) => {
       for (const row of rows) {
         assert.strictEqual(row.meta!.frameCount, 450)
         assert.strictEqual(row.meta!.width, 320)
-        assert.isTrue(row.thumb!.startsWith(NodePath.join(home, "media")), row.thumb!)
-        const info = yield* Effect.promise(() => sharp(row.thumb!).metadata())
+        assert.isTrue(row.thumb!.uri.startsWith(NodePath.join(home, "media")), row.thumb!.uri)
+        const info = yield* Effect.promise(() => sharp(row.thumb!.uri).metadata())
         assert.deepStrictEqual([info.format, info.width, info.height], ["png", 320, 240])
       }
-      assert.notStrictEqual(rows[0]!.thumb, rows[1]!.thumb)
+      assert.notStrictEqual(rows[0]!.thumb!.uri, rows[1]!.thumb!.uri)
       // Content-addressed: the same frame is the same file.
-      assert.strictEqual(yield* Video.extractFrameToStore(fx.video, 1), rows[0]!.thumb)
+      assert.strictEqual(yield* Video.extractFrameToStore(fx.video, 1), rows[0]!.thumb!.uri)
     }).pipe((body) =>
       Effect.flatMap(Effect.service(Database.Database), ({ home }) => body.pipe(Effect.provide(MediaStore.layer(home))))
     ))

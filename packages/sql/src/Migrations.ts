@@ -174,8 +174,33 @@ const m0007: Migration = {
   ]
 }
 
+const m0008: Migration = {
+  id: 8,
+  name: "media data cells",
+  statements: [
+    // Media data columns record a value that failed its check on write as an error, like a computed cell.
+    `DO $$
+     DECLARE c record;
+     BEGIN
+       FOR c IN
+         SELECT table_id, column_id FROM tessera.columns
+         WHERE definition -> 'computed' IS NULL
+           AND definition -> 'type' ->> 'kind' IN ('Image', 'Video', 'Audio', 'Document')
+       LOOP
+         IF to_regclass(format('tessera_data.t_%s', c.table_id)) IS NOT NULL THEN
+           EXECUTE format(
+             'ALTER TABLE tessera_data.t_%1$s ADD COLUMN IF NOT EXISTS s_%2$s int2 NOT NULL DEFAULT 1,
+                ADD COLUMN IF NOT EXISTS et_%2$s text, ADD COLUMN IF NOT EXISTS em_%2$s text,
+                ADD COLUMN IF NOT EXISTS ea_%2$s int2 NOT NULL DEFAULT 0',
+             c.table_id, c.column_id);
+         END IF;
+       END LOOP;
+     END $$`
+  ]
+}
+
 /** Every migration this version of Tessera knows, in order. */
-export const all: ReadonlyArray<Migration> = [m0001, m0002, m0003, m0004, m0005, m0006, m0007]
+export const all: ReadonlyArray<Migration> = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008]
 
 /** The schema version this engine writes: the id of its newest migration. */
 export const latest = (migrations: ReadonlyArray<Migration> = all): number =>

@@ -72,6 +72,14 @@ export const make = (options?: Options) =>
                 yield* evict
               }
             }).pipe(Effect.mapError(failure("writing the result cache"))),
+      forget: (values) =>
+        values.length === 0
+          ? Effect.void
+          : sql`DELETE FROM tessera.results
+              WHERE value IN (SELECT to_jsonb(v) FROM unnest(${textArray(values)}::text[]) AS v)`.pipe(
+              Effect.asVoid,
+              Effect.mapError(failure("forgetting cached results"))
+            ),
       stats: Effect.sync(() => ({ ...stats }))
     })
   })

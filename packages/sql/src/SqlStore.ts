@@ -7,7 +7,8 @@
  * text. Every row has a stable `rowid` and is visible at version V iff
  * `v_min <= V < v_max`; the live rows have `v_max = 2147483647`. A stored
  * computed column has, beside its value, its cell state `s_<id>` (0 pending,
- * 1 done, 2 error) and error type, message and attempt count.
+ * 1 done, 2 error) and error type, message and attempt count; so has a media
+ * data column (a value that failed its check on write is an error).
  */
 import { Catalog, ColumnType, Expr, Store } from "@tessera/core"
 import { PgClient, PgTypes } from "@effect/sql-pg"
@@ -81,6 +82,12 @@ const arrayValue = (type: ColumnType.ColumnType, value: unknown): unknown => {
 }
 
 const tableName = (id: number) => `tessera_data.t_${id}`
+
+/** A value written to a column with a cell: a media data column takes a plain value as a done cell. */
+const cellOf = (column: Catalog.ColumnMeta, value: unknown): Store.Cell =>
+  column.computed === undefined && (value === null || value === undefined || typeof value !== "object")
+    ? { value: value ?? null, state: "done", errorType: null, errorMessage: null, attempts: 0 }
+    : (value as Store.Cell)
 const valueCol = (id: number) => `c_${id}`
 
 /** The database's own words for a failure (the driver's message is generic). */
@@ -589,17 +596,16 @@ export const make = Effect.gen(function* () {
   })
 
   const physicalColumns = (id: number, column: Store.NewColumn): ReadonlyArray<string> => {
-    if (column.computed === undefined) return [`c_${id} ${sqlType(column.type)}`]
-    if (!column.computed.stored) return []
-    return [
+    if (!Catalog.hasCell(column)) return column.computed === undefined ? [`c_${id} ${sqlType(column.type)}`] : []
+    const cell = [
       `c_${id} ${sqlType(column.type)}`,
-      `s_${id} int2 NOT NULL DEFAULT 0`,
+      `s_${id} int2 NOT NULL DEFAULT ${column.computed === undefined ? STATE_CODE.done : STATE_CODE.pending}`,
       `et_${id} text`,
       `em_${id} text`,
-      `ea_${id} int2 NOT NULL DEFAULT 0`,
-      // The worker holding the cell while it computes it (null: nobody).
-      `l_${id} int4`
+      `ea_${id} int2 NOT NULL DEFAULT 0`
     ]
+    // The worker holding a computed cell while it computes it (null: nobody).
+    return column.computed === undefined ? cell : [...cell, `l_${id} int4`]
   }
 
   const dropPhysical = (id: number) =>
@@ -1323,7 +1329,7 @@ export const make = Effect.gen(function* () {
 
   /** The parameters and SQL names of one stored column's value(s). */
   const columnSlots = (column: Catalog.ColumnMeta): ReadonlyArray<{ name: string; cast: string }> =>
-    column.computed === undefined
+    !Catalog.hasCell(column)
       ? [{ name: valueCol(column.id), cast: sqlType(column.type) }]
       : [
           { name: valueCol(column.id), cast: sqlType(column.type) },
@@ -1334,11 +1340,11 @@ export const make = Effect.gen(function* () {
         ]
 
   const pushValues = (column: Catalog.ColumnMeta, value: unknown, params: Array<unknown>) => {
-    if (column.computed === undefined) {
+    if (!Catalog.hasCell(column)) {
       params.push(param(database, column.type, value).value)
       return
     }
-    const cell = value as Store.Cell
+    const cell = cellOf(column, value)
     params.push(
       param(database, column.type, cell.value).value,
       STATE_CODE[cell.state],
@@ -1389,7 +1395,7 @@ export const make = Effect.gen(function* () {
     for (const column of columns) {
       slotOf.set(column.id, slots.length)
       add(valueCol(column.id), arraySlot(column.type), sqlType(column.type), column.type)
-      if (column.computed !== undefined) {
+      if (Catalog.hasCell(column)) {
         add(`s_${column.id}`, INT2_SLOT, "int2")
         add(`et_${column.id}`, TEXT_SLOT, "text")
         add(`em_${column.id}`, TEXT_SLOT, "text")
@@ -1420,10 +1426,10 @@ export const make = Effect.gen(function* () {
       if (baseRowids !== undefined) push(k++, baseRowids[index])
       for (const [j, column] of columns.entries()) {
         const value = row.values[j]
-        if (column.computed === undefined) {
+        if (!Catalog.hasCell(column)) {
           push(k++, value)
         } else {
-          const cell = value as Store.Cell
+          const cell = cellOf(column, value)
           push(k++, cell.value)
           push(k++, STATE_CODE[cell.state])
           push(k++, cell.errorType)
@@ -1676,6 +1682,56 @@ export const make = Effect.gen(function* () {
       })
     })
 
+  // -------------------------------------------------------------------------
+  // Media references
+  // -------------------------------------------------------------------------
+
+  /** The physical media columns (data, or stored computed; dropped ones too) of every table, or of one. */
+  const mediaColumns = (tableId?: number) =>
+    sql<{ table_id: number; column_id: number; added_in: number }>`
+      SELECT table_id::int4 AS table_id, column_id, added_in FROM tessera.columns
+      WHERE definition -> 'type' ->> 'kind' IN ('Image', 'Video', 'Audio', 'Document')
+        AND coalesce((definition -> 'computed' ->> 'stored')::boolean, true)
+        ${tableId === undefined ? sql.literal("") : sql`AND table_id = ${tableId}`}`
+
+  /** The distinct non-null references `select(column)` finds, over all the given columns. */
+  const references = (
+    columns: ReadonlyArray<{ readonly table_id: number; readonly column_id: number; readonly added_in: number }>,
+    where: (column: { readonly column_id: number; readonly added_in: number }) => string,
+    params: ReadonlyArray<unknown> = []
+  ) =>
+    columns.length === 0
+      ? Effect.succeed([] as ReadonlyArray<string>)
+      : unsafe<{ ref: string }>(
+          columns
+            .map((c) => `SELECT c_${c.column_id} AS ref FROM ${tableName(c.table_id)} WHERE ${where(c)}`)
+            .join(" UNION "),
+          params
+        ).pipe(Effect.map((rows) => rows.map((r) => r.ref)))
+
+  const mediaInUse: Store.Store["Service"]["mediaInUse"] = (refs) => {
+    const parameter = PgTypes.array(refs, PgTypes.OID.text)
+    if (refs.length === 0 || Result.isFailure(parameter)) return Effect.succeed(new Set<string>())
+    return run(
+      "checking which media files are referenced",
+      Effect.flatMap(mediaColumns(), (columns) =>
+        references(columns, (c) => `c_${c.column_id} = ANY($1::text[])`, [parameter.success])
+      )
+    ).pipe(Effect.map((found) => new Set(found)))
+  }
+
+  const versionMedia: Store.Store["Service"]["versionMedia"] = (table, version) =>
+    run(
+      `reading the media of version ${version} of ${table.path}`,
+      Effect.flatMap(mediaColumns(table.id), (columns) =>
+        references(columns, (c) =>
+          c.added_in === version
+            ? `c_${c.column_id} IS NOT NULL`
+            : `v_min = ${Math.floor(version)} AND c_${c.column_id} IS NOT NULL`
+        )
+      )
+    )
+
   const transaction: Store.Store["Service"]["transaction"] = (effect) =>
     retryConflicts(sql.withTransaction(effect)).pipe(
       Effect.catchIf(
@@ -1721,6 +1777,8 @@ export const make = Effect.gen(function* () {
     cellCounts,
     changes: Stream.fromPubSub(changesHub),
     notify,
+    mediaInUse,
+    versionMedia,
     transaction
   })
 })

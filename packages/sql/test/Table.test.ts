@@ -1,8 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Column, Dir, Expr, Fn, Table } from "@tessera/core"
+import { Column, Dir, Expr, Fn, Media, Table } from "@tessera/core"
 import { Effect, Schema, Stream } from "effect"
+import { SqlClient } from "effect/sql"
 import * as NodeChildProcess from "node:child_process"
 import * as NodePath from "node:path"
+import { Migrations } from "../src/index.ts"
 import { Harness } from "../src/testing/index.ts"
 
 /** A function that counts its calls, so tests can prove what was (not) computed. */
@@ -160,10 +162,33 @@ Harness.forEachBackend("Insert and column types", (test) => {
         ],
         v: new Float32Array([0.5, -1, 2]),
         bin: new Uint8Array([0, 255, 7]),
-        img: "/tmp/cat.jpg",
+        img: new Media.MediaRef("Image", "/tmp/cat.jpg"),
         vid: null,
         n: null
       })
+    }))
+
+  test("a media column made before media cells (migration 8) gets them; its rows read and write as before", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const t = yield* Table.create("old", { name: Column.String, img: Column.Image })
+      yield* t.insert([{ name: "a", img: "/tmp/a.png" }])
+      const id = t.meta.columns.find((c) => c.name === "img")!.id
+      // As an older Tessera left it: the value column only, migration 8 not applied.
+      yield* sql.unsafe(
+        `ALTER TABLE tessera_data.t_${t.id} DROP COLUMN s_${id}, DROP COLUMN et_${id}, DROP COLUMN em_${id}, DROP COLUMN ea_${id}`
+      )
+      yield* sql`DELETE FROM tessera.migrations WHERE id = 8`
+      assert.deepStrictEqual(yield* Migrations.run(sql), [8])
+      yield* t.insert([{ name: "b", img: "/tmp/b.png" }])
+      const rows = yield* t
+        .select((c) => ({ name: c.name, img: c.img, error: c.img.errorType }))
+        .orderBy("name")
+        .collect()
+      assert.deepStrictEqual(rows, [
+        { name: "a", img: new Media.MediaRef("Image", "/tmp/a.png"), error: null },
+        { name: "b", img: new Media.MediaRef("Image", "/tmp/b.png"), error: null }
+      ])
     }))
 
   test("invalid input is rejected with the row index and column, and nothing is written", () =>

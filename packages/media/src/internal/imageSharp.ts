@@ -52,7 +52,8 @@ export const withImage = <A>(
     })
   })
 
-const extensionOf = (format: string): string => (format === "jpeg" ? "jpg" : format === "heif" ? "heic" : format)
+/** The file extension of a sharp format name. */
+export const extensionOf = (format: string): string => (format === "jpeg" ? "jpg" : format === "heif" ? "heic" : format)
 
 /**
  * Runs a transforming pipeline on `ref`, encodes the result (in `format`, or
