@@ -8,7 +8,8 @@ const benches: Record<string, () => Promise<{ main: (args: ReadonlyArray<string>
   search: () => import("./search.ts"),
   frames: () => import("./frames.ts"),
   "rate-limit": () => import("./rate-limit.ts"),
-  thumbnails: () => import("./thumbnails.ts")
+  thumbnails: () => import("./thumbnails.ts"),
+  embed: () => import("./embed.ts")
 }
 if (name === undefined || benches[name] === undefined) {
   console.error(`usage: npm run bench -- <${Object.keys(benches).join("|")}> [--quick]`)
