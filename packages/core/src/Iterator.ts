@@ -31,6 +31,12 @@ export interface Definition {
   readonly outputs: ReadonlyArray<Output>
   /** The components of one base row, in order. */
   readonly run: (args: ReadonlyArray<unknown>) => Stream.Stream<Record<string, unknown>, unknown>
+  /**
+   * Checks the arguments known when the view is made (its constants, e.g. the
+   * options; `undefined` for arguments read from base rows), so a bad option
+   * fails `createView` rather than the first insert.
+   */
+  readonly check?: ((args: ReadonlyArray<unknown>) => Effect.Effect<void, unknown>) | undefined
 }
 
 /** An iterator applied to a base row's values: what `createView`'s `iterator` option takes. */
@@ -67,8 +73,18 @@ export const make = <P extends ParamSpecs, O extends Record<string, Column.Any>>
   readonly params: P
   readonly outputs: O
   readonly run: (args: ArgsOf<P>) => Stream.Stream<RowOf<O>, unknown> | Effect.Effect<ReadonlyArray<RowOf<O>>, unknown>
+  /** Checks the arguments that are constants of the view (the others are `undefined`). */
+  readonly check?: ((args: Partial<ArgsOf<P>>) => Effect.Effect<void, unknown>) | undefined
 }): ((args: CallArgs<P>) => Call<O>) & { readonly definition: Definition } => {
   const names = Object.keys(options.params)
+  const toObject = (args: ReadonlyArray<unknown>) => {
+    const object: Record<string, unknown> = {}
+    names.forEach((name, i) => {
+      object[name] = args[i]
+    })
+    return object
+  }
+  const check = options.check
   const definition: Definition = {
     name: options.name,
     version: options.version ?? 1,
@@ -78,12 +94,9 @@ export const make = <P extends ParamSpecs, O extends Record<string, Column.Any>>
       nullable: options.params[name]!.nullable
     })),
     outputs: Object.entries(options.outputs).map(([name, c]) => ({ name, type: c.type, nullable: c.nullable })),
+    ...(check === undefined ? {} : { check: (args) => check(toObject(args) as Partial<ArgsOf<P>>) }),
     run: (args) => {
-      const object: Record<string, unknown> = {}
-      names.forEach((name, i) => {
-        object[name] = args[i]
-      })
-      const out = options.run(object as ArgsOf<P>)
+      const out = options.run(toObject(args) as ArgsOf<P>)
       return (Stream.isStream(out) ? out : Stream.fromIterableEffect(out)) as Stream.Stream<
         Record<string, unknown>,
         unknown

@@ -1909,6 +1909,19 @@ const makeView = <S extends Column.Specs, R>(
         columns.push({ name: output.name, type: output.type, nullable: output.nullable })
       }
       iteratorOutputs = iterator.outputs.map((o) => o.name)
+      if (iterator.check !== undefined) {
+        // The view's constant arguments (its options) are checked now, whether or not the base has rows.
+        const constants = call.args.map((node) => (node._tag === "Literal" ? node.value : undefined))
+        yield* Effect.mapError(
+          iterator.check(constants),
+          (error) =>
+            new Catalog.CatalogError({
+              reason: "InvalidDefinition",
+              path,
+              message: `${iterator.name}: ${Fn.describeError(error).message}`
+            })
+        )
+      }
     }
     const definition: Catalog.ViewDefinition = {
       base: base.id,
@@ -1924,7 +1937,12 @@ const makeView = <S extends Column.Specs, R>(
       ifExists: options?.ifExists ?? "error",
       view: definition
     })
-    if (created) yield* syncView(store, base, table, undefined)
+    if (created) {
+      // A view that cannot be filled is not left behind half-made.
+      yield* syncView(store, base, table, undefined).pipe(
+        Effect.onError(() => Effect.ignore(store.dropTable(path, { ifNotExists: "ignore", force: true })))
+      )
+    }
     return new Table<ViewSpecs<R>>(yield* store.getTable(path))
   }).pipe(Media.track)
 

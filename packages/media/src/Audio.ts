@@ -147,6 +147,19 @@ export const segmentBounds = (
   return out
 }
 
+const validateSegments = (name: string, options: SegmentOptions): Effect.Effect<void, AudioError> => {
+  const overlap = options.overlap ?? 0
+  const invalid = (message: string) =>
+    Effect.fail(new AudioError({ reason: "InvalidOptions", path: name, message: `segments: ${message}` }))
+  if (!(Number.isFinite(options.duration) && options.duration > 0)) {
+    return invalid(`duration must be positive (got ${options.duration})`)
+  }
+  if (!(Number.isFinite(overlap) && overlap >= 0 && overlap < options.duration)) {
+    return invalid(`need 0 <= overlap < duration (got ${overlap})`)
+  }
+  return Effect.void
+}
+
 /** Splits audio into fixed-length, possibly overlapping segments, each written to the media store. */
 export const segments = (
   ref: string | URL,
@@ -154,22 +167,7 @@ export const segments = (
 ): Stream.Stream<Segment, AudioError | Ffmpeg.FfmpegError | MediaStore.MediaError> =>
   Stream.unwrap(
     Effect.gen(function* () {
-      const name = String(ref)
-      const overlap = options.overlap ?? 0
-      if (!(Number.isFinite(options.duration) && options.duration > 0)) {
-        return yield* new AudioError({
-          reason: "InvalidOptions",
-          path: name,
-          message: `segments: duration must be positive (got ${options.duration})`
-        })
-      }
-      if (!(Number.isFinite(overlap) && overlap >= 0 && overlap < options.duration)) {
-        return yield* new AudioError({
-          reason: "InvalidOptions",
-          path: name,
-          message: `segments: need 0 <= overlap < duration (got ${overlap})`
-        })
-      }
+      yield* validateSegments(String(ref), options)
       const path = yield* Io.localPath(ref)
       const info = yield* metadataOfPath(path)
       const format = options.format ?? "wav"
@@ -189,7 +187,7 @@ export const segments = (
           ]),
           (out): Segment => ({ index, start, end, path: out })
         )
-      return Stream.fromIterable(segmentBounds(info.duration, options.duration, overlap)).pipe(
+      return Stream.fromIterable(segmentBounds(info.duration, options.duration, options.overlap ?? 0)).pipe(
         Stream.zipWithIndex,
         Stream.mapEffect(([bounds, index]) => extract(bounds, index), { concurrency: options.concurrency ?? 2 })
       )
@@ -234,6 +232,7 @@ export const segmentIteratorDefinition = Iterator.make({
   name: "tessera.audio.segments.iterator",
   params: { audio: Column.Audio, options: Column.Json() },
   outputs: { start: Column.Float, end: Column.Float, segment: Column.Audio },
+  check: ({ options }) => validateSegments("segments view", (options ?? {}) as SegmentOptions),
   run: ({ audio, options }) =>
     Stream.map(segments(audio, options as SegmentOptions), (s) => ({ start: s.start, end: s.end, segment: s.path }))
 })

@@ -250,6 +250,7 @@ export const tileIteratorDefinition = Iterator.make({
     height: Column.Int,
     tile: Column.Image
   },
+  check: ({ options }) => Effect.asVoid(settings("tiles view", options)),
   run: ({ image, options }) => tiles(image, options as Options)
 })
 

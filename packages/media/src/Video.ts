@@ -490,6 +490,7 @@ export const frameIteratorDefinition = Iterator.make({
     keyframe: Column.Bool,
     frame: Column.Image
   },
+  check: ({ options }) => validateFrames("frames view", (options ?? {}) as FramesOptions),
   run: ({ video, options }) =>
     Effect.gen(function* () {
       const store = yield* MediaStore.Current

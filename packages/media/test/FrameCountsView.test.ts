@@ -1,5 +1,5 @@
 import { assert } from "@effect/vitest"
-import { Column, Compute, Table } from "@tessera/core"
+import { Catalog, Column, Table } from "@tessera/core"
 import { Harness } from "@tessera/sql/testing"
 import { Effect, Exit } from "effect"
 import * as NodeFs from "node:fs"
@@ -96,21 +96,23 @@ Harness.forEachBackend("Frame counts through views", (test) => {
       }).pipe(Effect.provide(MediaStore.layer(home)))
     }))
 
-  test("fps: 0 and fps with numFrames fail building the view with a VideoError", () =>
+  test("fps: 0 and fps with numFrames fail building the view, even over an empty base, and leave no view", () =>
     Effect.gen(function* () {
       const videos = yield* Table.create("videos", { video: Column.Video })
-      yield* videos.insert([{ video: fx.video }])
       const cases: ReadonlyArray<readonly [Video.FramesOptions, string]> = [
         [{ fps: 0 }, "frames: fps must be a positive number (got 0)"],
         [{ fps: 1, numFrames: 10 }, "frames: give at most one of fps, numFrames, keyframesOnly (got fps, numFrames)"]
       ]
-      for (const [i, [options, message]] of cases.entries()) {
+      for (const [options, message] of cases) {
         const error = yield* failure(
-          Table.createView(`frames_${i}`, videos, { iterator: Video.frameIterator(videos.c.video, options) })
+          Table.createView("frames", videos, { iterator: Video.frameIterator(videos.c.video, options) })
         )
-        assert.instanceOf(error, Compute.ComputeError, JSON.stringify(options))
-        assert.strictEqual((error as Compute.ComputeError).errorType, "VideoError")
-        assert.include((error as Compute.ComputeError).message, message)
+        assert.instanceOf(error, Catalog.CatalogError, JSON.stringify(options))
+        assert.strictEqual((error as Catalog.CatalogError).reason, "InvalidDefinition")
+        assert.include((error as Catalog.CatalogError).message, message)
+        assert.include((error as Catalog.CatalogError).message, "tessera.video.frames.iterator")
       }
+      // Nothing was made: the name is free.
+      assert.deepStrictEqual(yield* Table.list(), ["videos"])
     }))
 })

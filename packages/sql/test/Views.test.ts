@@ -191,6 +191,42 @@ Harness.forEachBackend("Views and snapshots", (test) => {
       )
     }).pipe(Effect.provide(Supervisor.layer({ pollInterval: "50 millis", reconcileInterval: "200 millis" }))))
 
+  test("an iterator view that cannot be filled is not left behind; its constant options are checked first", () =>
+    Effect.gen(function* () {
+      const pieces = Iterator.make({
+        name: `pieces_${process.pid}_${unique++}`,
+        params: { text: Column.String, size: Column.Int },
+        outputs: { piece: Column.String },
+        check: ({ size }) =>
+          size === undefined || size > 0 ? Effect.void : Effect.fail(new Error(`size must be positive (got ${size})`)),
+        run: ({ text, size }) =>
+          text === "boom"
+            ? Effect.fail(new Error("cannot split boom"))
+            : Effect.succeed(
+                Array.from({ length: Math.ceil(text.length / size) }, (_, i) => ({
+                  piece: text.slice(i * size, (i + 1) * size)
+                }))
+              )
+      })
+      const docs = yield* Table.create("docs", { text: Column.String })
+      const bad = yield* Effect.flip(
+        Table.createView("pieces", docs, { iterator: pieces({ text: docs.c.text, size: 0 }) })
+      )
+      assert.include(bad.message, "size must be positive (got 0)")
+      yield* docs.insert([{ text: "abcdef" }, { text: "boom" }])
+      const failed = yield* Effect.flip(
+        Table.createView("pieces", docs, { iterator: pieces({ text: docs.c.text, size: 4 }) })
+      )
+      assert.include(failed.message, "cannot split boom")
+      assert.deepStrictEqual(yield* Table.list(), ["docs"], "the half-made view was dropped")
+      yield* docs.delete((c) => c.text.eq("boom"))
+      const view = yield* Table.createView("pieces", docs, { iterator: pieces({ text: docs.c.text, size: 4 }) })
+      assert.deepStrictEqual(
+        (yield* view.orderBy("pos").collect()).map((r) => r.piece),
+        ["abcd", "ef"]
+      )
+    }))
+
   test("an iterator view has one row per component, follows its base, and runs its computed columns on new components only", () =>
     Effect.gen(function* () {
       const words = Iterator.make({
