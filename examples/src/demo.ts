@@ -10,17 +10,19 @@
  *    an older version (time travel);
  * 4. makes thumbnails of generated images and a frames view of a generated
  *    video (media go to the content-addressed store under the home);
- * 5. stores a small table with a vector column and answers a similarity
- *    query with pgvector.
+ * 5. indexes captions and images with local embedding models (offline, no
+ *    key), answers a text query, an image query and a hybrid (keyword +
+ *    meaning) query; with OPENAI_API_KEY set it also adds an LLM column.
  *
  * Run it with `npm run demo`.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Column, Dir, Fn, Stage, Supervisor, Table } from "@tessera/core"
 import { Ffmpeg, Video } from "@tessera/media"
+import { LocalModels } from "@tessera/models"
+import { OpenAI } from "@tessera/providers"
 import { Database, Tessera } from "@tessera/sql"
 import { Console, Effect, Stream } from "effect"
-import { SqlClient } from "effect/sql"
 import * as NodeChildProcess from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
@@ -178,37 +180,110 @@ const media = Effect.gen(function* () {
   )
 })
 
-// Tiny hand-made "embeddings" over four features: [animal, vehicle, fast, large].
-const items: ReadonlyArray<{ readonly name: string; readonly embedding: ReadonlyArray<number> }> = [
-  { name: "cheetah", embedding: [0.8, 0.0, 1.0, 0.3] },
-  { name: "elephant", embedding: [0.9, 0.0, 0.1, 0.9] },
-  { name: "house cat", embedding: [0.9, 0.0, 0.4, 0.1] },
-  { name: "race car", embedding: [0.0, 0.9, 0.9, 0.3] },
-  { name: "cargo ship", embedding: [0.0, 0.9, 0.1, 0.9] },
-  { name: "bicycle", embedding: [0.0, 0.8, 0.3, 0.1] },
-  { name: "falcon", embedding: [0.8, 0.0, 1.0, 0.1] }
+// Search, offline: local models embed captions (Universal Sentence Encoder)
+// and images (MobileNetV2) on a pool of worker threads; a full-text index
+// adds keyword search, and a hybrid query fuses the two rankings.
+const pictures: ReadonlyArray<{ readonly name: string; readonly caption: string; readonly svg: string }> = [
+  {
+    name: "circle",
+    caption: "A red ball lying on a white floor",
+    svg: `<rect width="256" height="256" fill="white"/><circle cx="128" cy="128" r="80" fill="#d22"/>`
+  },
+  {
+    name: "stripes",
+    caption: "Blue and white stripes on a sailor's shirt",
+    svg: Array.from({ length: 8 }, (_, i) => `<rect y="${i * 32}" width="256" height="16" fill="#24c"/>`).join("")
+  },
+  {
+    name: "checkers",
+    caption: "A chess board with black and green squares",
+    svg: Array.from({ length: 64 }, (_, i) =>
+      (Math.floor(i / 8) + i) % 2 === 0
+        ? `<rect x="${(i % 8) * 32}" y="${Math.floor(i / 8) * 32}" width="32" height="32" fill="#1a1"/>`
+        : ""
+    ).join("")
+  },
+  {
+    name: "sunset",
+    caption: "An orange sunset over a calm sea",
+    svg: `<defs><linearGradient id="g" x2="0" y2="1"><stop offset="0" stop-color="#fa3"/><stop offset="1" stop-color="#a20"/></linearGradient></defs><rect width="256" height="256" fill="url(#g)"/>`
+  }
 ]
 
-const query = { label: "something fast", embedding: [0.3, 0.3, 1.0, 0.2] }
+const render = (svg: string, file: string, size = 256) =>
+  Effect.promise(() =>
+    sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256">${svg}</svg>`))
+      .resize(size, size)
+      .png()
+      .toFile(file)
+  )
 
-const similarity = Effect.gen(function* () {
+const search = Effect.gen(function* () {
   const db = yield* Database.Database
-  const sql = yield* SqlClient.SqlClient
-  yield* sql`CREATE SCHEMA IF NOT EXISTS demo`
-  yield* sql`DROP TABLE IF EXISTS demo.things`
-  yield* sql`CREATE TABLE demo.things (name text PRIMARY KEY, embedding vector(4) NOT NULL)`
-  const rows = items.map((item) => ({ name: item.name, embedding: db.vector(item.embedding) }))
-  yield* sql`INSERT INTO demo.things ${sql.insert(rows as [(typeof rows)[number], ...typeof rows])}`
-  yield* Console.log(`Inserted ${items.length} rows into demo.things`)
+  const dir = NodePath.join(db.home, "demo-media")
+  for (const p of pictures) yield* render(p.svg, NodePath.join(dir, `${p.name}.png`))
+  const photos = yield* Table.create(
+    "demo/photos",
+    { name: Column.String, caption: Column.String, image: Column.Image },
+    { ifExists: "replace_force" }
+  )
+  yield* photos.insert(
+    pictures.map((p) => ({ name: p.name, caption: p.caption, image: NodePath.join(dir, `${p.name}.png`) }))
+  )
+  const indexed = yield* photos.addEmbeddingIndex("caption", { embed: LocalModels.textEmbedding() }).pipe(
+    Effect.flatMap((t) => t.addEmbeddingIndex("image", { embed: LocalModels.imageEmbedding() })),
+    Effect.flatMap((t) => t.addTextIndex("caption"))
+  )
+  yield* Console.log(
+    `Indexed ${pictures.length} photos: captions and images, embedded by local models (no key, no network)`
+  )
 
-  const top = yield* sql<{ name: string; distance: number }>`
-    SELECT name, embedding <=> ${db.vector(query.embedding)} AS distance
-    FROM demo.things
-    ORDER BY distance
-    LIMIT 3`
-  yield* Console.log(`Top 3 by cosine distance to "${query.label}":`)
-  for (const [rank, row] of top.entries()) {
-    yield* Console.log(`  ${rank + 1}. ${row.name.padEnd(10)} distance=${row.distance.toFixed(4)}`)
+  const textQuery = "a checkerboard for playing chess"
+  const byText = yield* indexed
+    .select((c) => ({ name: c.name, caption: c.caption, score: c.caption.similarity(textQuery) }))
+    .orderBy("score", "desc")
+    .limit(2)
+    .collect()
+  yield* Console.log(`Captions closest to "${textQuery}":`)
+  for (const r of byText) yield* Console.log(`  ${r.name.padEnd(8)} ${r.score.toFixed(3)}  ${r.caption}`)
+
+  // An image query: a small copy of the stripes, which is in no row.
+  const probe = NodePath.join(dir, "stripes-small.png")
+  yield* render(pictures[1]!.svg, probe, 96)
+  const byImage = yield* indexed
+    .select((c) => ({ name: c.name, score: c.image.similarity(probe) }))
+    .orderBy("score", "desc")
+    .limit(2)
+    .collect()
+  yield* Console.log(
+    `Images closest to ${NodePath.basename(probe)}: ${byImage.map((r) => `${r.name} ${r.score.toFixed(3)}`).join(", ")}`
+  )
+
+  const fused = yield* Table.hybridSearch(indexed, {
+    text: { column: "caption", query: "sea" },
+    vector: { column: "caption", query: "a toy to play with" },
+    k: 2
+  })
+  yield* Console.log(
+    `Hybrid search (keyword "sea" + meaning "a toy to play with"): ${fused.map((r) => r.name).join(", ")}`
+  )
+
+  // With a key, a real LLM column: computed durably, rate-limited by the API's headers.
+  if (process.env.OPENAI_API_KEY) {
+    const withTitles = yield* indexed.addComputedColumn(
+      "title",
+      OpenAI.chat({ model: "gpt-4o-mini", prompt: "A three-word title for a photo captioned: {prompt}" })({
+        prompt: indexed.c.caption
+      }),
+      { onError: "record" }
+    )
+    for (const r of yield* withTitles
+      .select((c) => ({ name: c.name, title: c.title, error: c.title.errorMessage }))
+      .collect()) {
+      yield* Console.log(`  ${r.name.padEnd(8)} ${r.title ?? `(error: ${r.error})`}`)
+    }
+  } else {
+    yield* Console.log("Set OPENAI_API_KEY to also add an LLM column (OpenAI.chat) over the captions.")
   }
 })
 
@@ -219,7 +294,7 @@ const program = Effect.gen(function* () {
   yield* durable
   yield* versions
   yield* media
-  yield* similarity
+  yield* search
 })
 
 program.pipe(Effect.provide(Tessera.layer), NodeRuntime.runMain)

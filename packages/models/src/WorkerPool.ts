@@ -77,7 +77,6 @@ interface ModelWorker {
  */
 const open = (): ModelWorker => {
   const worker = new Worker(WORKER_URL)
-  worker.unref()
   const threadId = worker.threadId
   const pending = new Map<number, (reply: Protocol.Reply | ModelError) => void>()
   let nextId = 0
@@ -99,6 +98,8 @@ const open = (): ModelWorker => {
   worker.on("error", (error) => crash(`model worker ${threadId} crashed: ${error.message}`))
   worker.on("messageerror", (error) => crash(`model worker ${threadId} sent an unreadable message: ${error.message}`))
   worker.on("exit", (code) => crash(`model worker ${threadId} exited with code ${code}`))
+  // After the listeners: adding a "message" listener refs the worker's port again.
+  worker.unref()
   const send = (model: ModelSpec, inputs: ReadonlyArray<string>) =>
     Effect.callback<Protocol.Reply, ModelError>((resume) => {
       if (dead) {

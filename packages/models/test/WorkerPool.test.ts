@@ -173,13 +173,13 @@ describe("WorkerPool", () => {
     })
   )
 
-  it.live("plain node starts the .ts workers too", () =>
+  it.live("plain node starts the .ts workers too, and exits on its own with idle workers in the shared pool", () =>
     Effect.gen(function* () {
       const script = NodePath.join(import.meta.dirname, "fixtures", "plain-node.ts")
       const output = yield* Effect.promise(
         () =>
           new Promise<string>((resolve, reject) =>
-            NodeChildProcess.execFile(process.execPath, [script], { timeout: 60_000 }, (error, stdout, stderr) =>
+            NodeChildProcess.execFile(process.execPath, [script], { timeout: 30_000 }, (error, stdout, stderr) =>
               error === null ? resolve(stdout) : reject(new Error(`${error.message}\n${stderr}`))
             )
           )
