@@ -189,6 +189,31 @@ const param = (
   }
 }
 
+/**
+ * The output whose score is the scan's first order, a vector distance: it is
+ * selected as the distance itself (see `scoreOfDistance`).
+ */
+const distanceOutput = (spec: Store.ScanSpec): string | undefined => {
+  const first = spec.orderBy[0]?.node
+  if (first?._tag !== "VectorScore") return undefined
+  return spec.outputs.find((o) => {
+    const n = o.node
+    return (
+      n === first ||
+      (n._tag === "VectorScore" &&
+        n.id === first.id &&
+        n.metric === first.metric &&
+        n.precision === first.precision &&
+        n.vector.length === first.vector.length &&
+        n.vector.every((x, i) => x === first.vector[i]))
+    )
+  })?.key
+}
+
+/** A similarity score from pgvector's distance operator: 1 - cosine distance, -(negative inner product), l2. */
+const scoreOfDistance = (metric: Expr.Metric, distance: number | null): number | null =>
+  distance === null ? null : metric === "cosine" ? 1 - distance : metric === "ip" ? -distance : distance
+
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const pg = yield* PgClient.PgClient
@@ -1233,13 +1258,29 @@ export const make = Effect.gen(function* () {
       () => new Error(`Tessera bug: expression ${Expr.show(node)} reached SQL but cannot be compiled`)
     )
 
+  /** The distance operator an HNSW index of the metric orders by, as the index is written. */
+  const distance = (node: Extract<Expr.Node, { _tag: "VectorScore" }>): Statement.Fragment => {
+    const type = sql.literal(`${node.precision}(${node.vector.length})`)
+    const operator = sql.literal(node.metric === "cosine" ? "<=>" : node.metric === "ip" ? "<#>" : "<->")
+    return sql`${sql(valueCol(node.id))}::${type} ${operator} ${database.vector(Float32Array.from(node.vector))}::${type}`
+  }
+
   const selectStatement = (
     table: Catalog.TableMeta,
     spec: Store.ScanSpec,
     page?: { readonly after: number; readonly limit: number }
   ): Statement.Statement<Record<string, unknown>> => {
     const parts: Array<Statement.Fragment> = [sql`rowid AS "$rowid"`]
-    for (const output of spec.outputs) parts.push(sql`${compileOrDie(table, output.node)} AS ${sql(output.key)}`)
+    // A score that is also the order is selected as the raw distance (the score is
+    // derived when decoding), and the order names it: one query vector, not two.
+    const distanceKey = distanceOutput(spec)
+    for (const output of spec.outputs) {
+      parts.push(
+        output.key === distanceKey && output.node._tag === "VectorScore"
+          ? sql`${distance(output.node)} AS ${sql(output.key)}`
+          : sql`${compileOrDie(table, output.node)} AS ${sql(output.key)}`
+      )
+    }
     for (const id of spec.cells ?? []) {
       parts.push(
         sql`${sql(`c_${id}`)} AS ${sql(`$cell${id}`)}, ${sql(`s_${id}`)} AS ${sql(`$s${id}`)}, ${sql(`et_${id}`)} AS ${sql(`$et${id}`)}, ${sql(`em_${id}`)} AS ${sql(`$em${id}`)}, ${sql(`ea_${id}`)} AS ${sql(`$ea${id}`)}`
@@ -1256,11 +1297,11 @@ export const make = Effect.gen(function* () {
     const order: Array<Statement.Fragment> = spec.orderBy.map((o) => {
       if (o.node._tag === "VectorScore") {
         // Order by the raw distance operator, as the HNSW index orders, so the index serves it.
-        const node = o.node
-        const type = sql.literal(`${node.precision}(${node.vector.length})`)
-        const operator = sql.literal(node.metric === "cosine" ? "<=>" : node.metric === "ip" ? "<#>" : "<->")
-        const ascending = node.metric === "l2" ? !o.desc : o.desc
-        return sql`${sql(valueCol(node.id))}::${type} ${operator} ${database.vector(Float32Array.from(node.vector))}::${type} ${sql.literal(ascending ? "ASC" : "DESC")}`
+        const ascending = o.node.metric === "l2" ? !o.desc : o.desc
+        const direction = sql.literal(ascending ? "ASC" : "DESC")
+        return distanceKey !== undefined && o === spec.orderBy[0]
+          ? sql`${sql(distanceKey)} ${direction}`
+          : sql`${distance(o.node)} ${direction}`
       }
       const type = Expr.typeOf(o.node, Catalog.columnTypes(table))
       const text = type.kind === "String" || ColumnType.isMedia(type)
@@ -1276,7 +1317,7 @@ export const make = Effect.gen(function* () {
       FROM ${sql.literal(tableName(table.id))}
       WHERE ${sql.and(conditions)}
       ORDER BY ${sql.csv(order)}
-      ${limit === undefined ? sql.literal("") : sql`LIMIT ${limit}`}
+      ${limit === undefined ? sql.literal("") : sql.literal(`LIMIT ${Math.trunc(limit)}`)}
       ${page === undefined && spec.offset !== undefined ? sql`OFFSET ${spec.offset}` : sql.literal("")}`
   }
 
@@ -1284,10 +1325,15 @@ export const make = Effect.gen(function* () {
     const types = Catalog.columnTypes(table)
     const outputTypes = spec.outputs.map((o) => [o.key, Expr.typeOf(o.node, types)] as const)
     const cellTypes = (spec.cells ?? []).map((id) => [id, types(id)!] as const)
+    const distanceKey = distanceOutput(spec)
+    const metric = spec.orderBy[0]?.node._tag === "VectorScore" ? spec.orderBy[0].node.metric : undefined
     return (raw: Record<string, unknown>): Record<string, unknown> => {
       const out: Record<string, unknown> = { $rowid: Number(raw.$rowid) }
       if (raw.$baseRowid !== undefined) out.$baseRowid = Number(raw.$baseRowid)
       for (const [key, type] of outputTypes) out[key] = fromSql(type, raw[key])
+      if (distanceKey !== undefined && metric !== undefined) {
+        out[distanceKey] = scoreOfDistance(metric, out[distanceKey] as number | null)
+      }
       for (const [id, type] of cellTypes) {
         out[`$cell${id}`] = {
           value: fromSql(type, raw[`$cell${id}`]),
