@@ -14,7 +14,9 @@
  *   (in any version) references are removed (`collectGarbage`).
  */
 import { Context, Effect, Exit, Schema } from "effect"
+import * as NodeCrypto from "node:crypto"
 import * as NodeFs from "node:fs"
+import * as NodePath from "node:path"
 import * as NodeUrl from "node:url"
 import type * as Expr from "./Expr.ts"
 import { ResultCache } from "./ResultCache.ts"
@@ -46,6 +48,33 @@ const errorCode = (cause: unknown): string | undefined =>
   typeof cause === "object" && cause !== null ? ((cause as { code?: unknown }).code as string | undefined) : undefined
 
 const causeMessage = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+
+/**
+ * Where bytes live in a content-addressed media directory:
+ * `<root>/<h[0:2]>/<h[2:4]>/<sha256>.<extension>`.
+ */
+export const contentPath = (root: string, bytes: Uint8Array, extension: string): string => {
+  const hash = NodeCrypto.createHash("sha256").update(bytes).digest("hex")
+  return NodePath.join(root, hash.slice(0, 2), hash.slice(2, 4), `${hash}.${extension}`)
+}
+
+let tempCounter = 0
+
+/** Writes a file atomically: to a temporary name beside it, then renamed into place (a reader never sees half). */
+export const writeAtomic = (path: string, bytes: Uint8Array): Effect.Effect<void, MediaError> =>
+  Effect.tryPromise({
+    try: async () => {
+      const temp = `${path}.${process.pid}.${tempCounter++}.tmp`
+      try {
+        await NodeFs.promises.writeFile(temp, bytes)
+        await NodeFs.promises.rename(temp, path)
+      } catch (cause) {
+        await NodeFs.promises.rm(temp, { force: true })
+        throw cause
+      }
+    },
+    catch: (cause) => fileError(path, cause, true)
+  })
 
 /** Maps a failed file-system call on `path` to a `MediaError` (a missing file is `NotFound`). */
 export const fileError = (path: string, cause: unknown, writing = false): MediaError => {

@@ -93,23 +93,7 @@ const urlExtension = (url: string): string => {
   return EXTENSION_RE.test(ext) ? ext : "bin"
 }
 
-let tempCounter = 0
-
-/** Writes a file atomically: to a temporary name beside it, then renamed into place. */
-const writeAtomic = (path: string, bytes: Uint8Array): Effect.Effect<void, MediaError> =>
-  Effect.tryPromise({
-    try: async () => {
-      const temp = `${path}.${process.pid}.${tempCounter++}.tmp`
-      try {
-        await NodeFs.promises.writeFile(temp, bytes)
-        await NodeFs.promises.rename(temp, path)
-      } catch (cause) {
-        await NodeFs.promises.rm(temp, { force: true })
-        throw cause
-      }
-    },
-    catch: (cause) => fsError(path, cause, true)
-  })
+const writeAtomic = Media.writeAtomic
 
 /** Builds a store (no I/O until it is used). */
 export const unsafeMake = (options: Options): Shape => {
@@ -139,9 +123,8 @@ export const unsafeMake = (options: Options): Shape => {
           })
         )
       }
-      const hash = NodeCrypto.createHash("sha256").update(bytes).digest("hex")
-      const dir = NodePath.join(root, hash.slice(0, 2), hash.slice(2, 4))
-      const path = NodePath.join(dir, `${hash}.${ext}`)
+      const path = Media.contentPath(root, bytes, ext)
+      const dir = NodePath.dirname(path)
       // Pinned before the existence check, so that no collection can remove it in between.
       return Media.pin([path]).pipe(
         Effect.andThen(Effect.promise(() => NodeFs.promises.stat(path).then(isFile, notFound))),

@@ -8,7 +8,6 @@
  */
 import { Media } from "@tessera/core"
 import { Config, Effect } from "effect"
-import * as NodeCrypto from "node:crypto"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
@@ -142,24 +141,16 @@ export const mediaRoot = (directory: string | undefined): Effect.Effect<string> 
         Effect.map((home) => NodePath.join(NodePath.resolve(home), "media"))
       )
 
-let tempCounter = 0
-
 const writeAtomic = (path: string, bytes: Uint8Array): Effect.Effect<void, ProviderError.Reason> =>
   Effect.tryPromise({
-    try: async () => {
-      await NodeFs.promises.mkdir(NodePath.dirname(path), { recursive: true })
-      const temp = `${path}.${process.pid}.${tempCounter++}.tmp`
-      try {
-        await NodeFs.promises.writeFile(temp, bytes)
-        await NodeFs.promises.rename(temp, path)
-      } catch (cause) {
-        await NodeFs.promises.rm(temp, { force: true })
-        throw cause
-      }
-    },
-    catch: (cause) =>
-      new ProviderError.BadRequest({ message: `cannot write generated media ${path}: ${message(cause)}` })
-  })
+    try: () => NodeFs.promises.mkdir(NodePath.dirname(path), { recursive: true }),
+    catch: (cause) => Media.fileError(NodePath.dirname(path), cause, true)
+  }).pipe(
+    Effect.andThen(Media.writeAtomic(path, bytes)),
+    Effect.mapError(
+      (error) => new ProviderError.BadRequest({ message: `cannot write generated media ${path}: ${error.message}` })
+    )
+  )
 
 /**
  * Stores bytes under their SHA-256 below `root` and returns the file's path.
@@ -169,8 +160,7 @@ const writeAtomic = (path: string, bytes: Uint8Array): Effect.Effect<void, Provi
  * collects it (when nothing references it) and no other one does meanwhile.
  */
 export const put = Effect.fnUntraced(function* (root: string, bytes: Uint8Array, extension: string) {
-  const hash = NodeCrypto.createHash("sha256").update(bytes).digest("hex")
-  const path = NodePath.join(root, hash.slice(0, 2), hash.slice(2, 4), `${hash}.${extension}`)
+  const path = Media.contentPath(root, bytes, extension)
   yield* Media.pin([path])
   const exists = yield* Effect.promise(() =>
     NodeFs.promises.stat(path).then(
