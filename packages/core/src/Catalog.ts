@@ -271,6 +271,7 @@ export const columnTypes =
 
 /** Replaces references to unstored computed columns by their expressions. */
 export const inlineUnstored = (table: TableMeta, node: Expr.Node): Expr.Node => {
+  if (!table.columns.some((c) => c.computed !== undefined && !c.computed.stored)) return node
   const byId = new Map(table.columns.map((c) => [c.id, c]))
   const go = (n: Expr.Node): Expr.Node => {
     if (n._tag === "Column") {

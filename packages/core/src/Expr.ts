@@ -83,7 +83,7 @@ export type Node =
       readonly name: string
       readonly metric: Metric
       readonly precision: Precision
-      readonly vector: ReadonlyArray<number>
+      readonly vector: Float32Array
     }
 
 /** Resolves a column id to its type (and tells whether it is computed). */

@@ -503,7 +503,7 @@ const resolveSimilarity = Effect.fnUntraced(function* (meta: Catalog.TableMeta, 
       name: target.name,
       metric: index.metric,
       precision: index.precision,
-      vector: Array.from(vector)
+      vector: vector instanceof Float32Array ? vector : Float32Array.from(vector)
     })
   }
   return replaceNodes(node, resolved)

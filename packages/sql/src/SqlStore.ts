@@ -204,8 +204,8 @@ const distanceOutput = (spec: Store.ScanSpec): string | undefined => {
         n.id === first.id &&
         n.metric === first.metric &&
         n.precision === first.precision &&
-        n.vector.length === first.vector.length &&
-        n.vector.every((x, i) => x === first.vector[i]))
+        (n.vector === first.vector ||
+          (n.vector.length === first.vector.length && n.vector.every((x, i) => x === first.vector[i]))))
     )
   })?.key
 }
@@ -1228,7 +1228,16 @@ export const make = Effect.gen(function* () {
       ? sql.literal(`v_max = ${LIVE}`)
       : sql.literal(`v_min <= ${table.asOf} AND v_max > ${table.asOf}`)
 
+  const compileContexts = new WeakMap<Catalog.TableMeta, CompileContext>()
   const compileContext = (table: Catalog.TableMeta): CompileContext => {
+    let context = compileContexts.get(table)
+    if (context === undefined) {
+      context = makeCompileContext(table)
+      compileContexts.set(table, context)
+    }
+    return context
+  }
+  const makeCompileContext = (table: Catalog.TableMeta): CompileContext => {
     const types = Catalog.columnTypes(table)
     return {
       sql,
@@ -1239,8 +1248,16 @@ export const make = Effect.gen(function* () {
     }
   }
 
-  const storedIds = (table: Catalog.TableMeta): ReadonlySet<number> =>
-    new Set(table.columns.filter((c) => c.computed === undefined || c.computed.stored).map((c) => c.id))
+  // Catalog entries are immutable: their stored column ids are worked out once.
+  const storedIdsOf = new WeakMap<Catalog.TableMeta, ReadonlySet<number>>()
+  const storedIds = (table: Catalog.TableMeta): ReadonlySet<number> => {
+    let ids = storedIdsOf.get(table)
+    if (ids === undefined) {
+      ids = new Set(table.columns.filter((c) => c.computed === undefined || c.computed.stored).map((c) => c.id))
+      storedIdsOf.set(table, ids)
+    }
+    return ids
+  }
 
   const pushable: Store.Store["Service"]["pushable"] = (table, node) => {
     const stored = storedIds(table)
@@ -1262,7 +1279,7 @@ export const make = Effect.gen(function* () {
   const distance = (node: Extract<Expr.Node, { _tag: "VectorScore" }>): Statement.Fragment => {
     const type = sql.literal(`${node.precision}(${node.vector.length})`)
     const operator = sql.literal(node.metric === "cosine" ? "<=>" : node.metric === "ip" ? "<#>" : "<->")
-    return sql`${sql(valueCol(node.id))}::${type} ${operator} ${database.vector(Float32Array.from(node.vector))}::${type}`
+    return sql`${sql(valueCol(node.id))}::${type} ${operator} ${database.vector(node.vector)}::${type}`
   }
 
   const selectStatement = (

@@ -223,7 +223,7 @@ const compileNode = (root: Expr.Node, ctx: CompileContext): Fragment => {
         // Written as the index is, so that an HNSW index on the column serves ORDER BY ... LIMIT.
         const type = sql.literal(`${node.precision}(${node.vector.length})`)
         const column = sql`${ctx.column(node.id)}::${type}`
-        const query = sql`${ctx.vector(Float32Array.from(node.vector))}::${type}`
+        const query = sql`${ctx.vector(node.vector)}::${type}`
         switch (node.metric) {
           case "cosine":
             return sql`(1 - (${column} <=> ${query}))`
