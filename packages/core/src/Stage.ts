@@ -9,7 +9,7 @@
  * pending: after a crash or an interruption nothing is half-written, and only
  * the calls that were in flight can be repeated.
  */
-import { Clock, Deferred, Effect, Queue, Stream } from "effect"
+import { Clock, Deferred, Effect, Queue, Semaphore, Stream } from "effect"
 import * as Catalog from "./Catalog.ts"
 import * as Compute from "./Compute.ts"
 import * as Expr from "./Expr.ts"
@@ -88,14 +88,39 @@ export interface DrainOptions {
   readonly afterWrite?: ((rowids: ReadonlyArray<number>) => Effect.Effect<void, unknown, Store>) | undefined
 }
 
+// One drain of a column at a time in this process (a library backfill and the
+// supervisor's stage would otherwise both work it): the column's concurrency
+// then bounds the calls a crash can repeat, those in flight or not yet written.
+const drains = new Map<string, Semaphore.Semaphore>()
+const drainLock = (table: Catalog.TableMeta, column: Catalog.ColumnMeta): Semaphore.Semaphore => {
+  const key = `${table.id}/${column.id}`
+  let lock = drains.get(key)
+  if (lock === undefined) {
+    lock = Semaphore.makeUnsafe(1)
+    drains.set(key, lock)
+  }
+  return lock
+}
+
 /**
  * Computes the column's pending cells until none can be claimed (cells held
  * by other workers, or whose inputs are not ready, are left). Claims run ahead
  * of the work in flight; results are written by one writer that commits
  * whatever has finished together, and an invocation counts as done only once
- * its results are written. Returns how many cells it wrote.
+ * its results are written. A second drain of the same column in this process
+ * waits for the first. Returns how many cells it wrote.
  */
 export const drain = (
+  table: Catalog.TableMeta,
+  column: Catalog.ColumnMeta,
+  options: DrainOptions
+): Effect.Effect<
+  { readonly done: number; readonly errors: number },
+  StoreError | Compute.UnknownFunctionError,
+  Store
+> => drainLock(table, column).withPermits(1)(drainAlone(table, column, options))
+
+const drainAlone = (
   table: Catalog.TableMeta,
   column: Catalog.ColumnMeta,
   options: DrainOptions
