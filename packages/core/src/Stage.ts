@@ -91,13 +91,19 @@ export interface DrainOptions {
 // One drain of a column at a time in this process (a library backfill and the
 // supervisor's stage would otherwise both work it): the column's concurrency
 // then bounds the calls a crash can repeat, those in flight or not yet written.
-const drains = new Map<string, Semaphore.Semaphore>()
-const drainLock = (table: Catalog.TableMeta, column: Catalog.ColumnMeta): Semaphore.Semaphore => {
+// Keyed by store too: two databases in one process have unrelated columns of the same ids.
+const drains = new WeakMap<object, Map<string, Semaphore.Semaphore>>()
+const drainLock = (store: object, table: Catalog.TableMeta, column: Catalog.ColumnMeta): Semaphore.Semaphore => {
+  let locks = drains.get(store)
+  if (locks === undefined) {
+    locks = new Map()
+    drains.set(store, locks)
+  }
   const key = `${table.id}/${column.id}`
-  let lock = drains.get(key)
+  let lock = locks.get(key)
   if (lock === undefined) {
     lock = Semaphore.makeUnsafe(1)
-    drains.set(key, lock)
+    locks.set(key, lock)
   }
   return lock
 }
@@ -118,7 +124,10 @@ export const drain = (
   { readonly done: number; readonly errors: number },
   StoreError | Compute.UnknownFunctionError,
   Store
-> => drainLock(table, column).withPermits(1)(drainAlone(table, column, options))
+> =>
+  Effect.flatMap(Effect.service(Store), (store) =>
+    drainLock(store, table, column).withPermits(1)(drainAlone(table, column, options))
+  )
 
 const drainAlone = (
   table: Catalog.TableMeta,
