@@ -88,6 +88,13 @@ export interface DrainOptions {
   readonly afterWrite?: ((rowids: ReadonlyArray<number>) => Effect.Effect<void, unknown, Store>) | undefined
 }
 
+/** A drain of a column's pending cells: how many cells it wrote, and how many of those failed. */
+type Drain = (
+  table: Catalog.TableMeta,
+  column: Catalog.ColumnMeta,
+  options: DrainOptions
+) => Effect.Effect<{ readonly done: number; readonly errors: number }, StoreError | Compute.UnknownFunctionError, Store>
+
 // One drain of a column at a time in this process (a library backfill and the
 // supervisor's stage would otherwise both work it): the column's concurrency
 // then bounds the calls a crash can repeat, those in flight or not yet written.
@@ -116,28 +123,12 @@ const drainLock = (store: object, table: Catalog.TableMeta, column: Catalog.Colu
  * its results are written. A second drain of the same column in this process
  * waits for the first. Returns how many cells it wrote.
  */
-export const drain = (
-  table: Catalog.TableMeta,
-  column: Catalog.ColumnMeta,
-  options: DrainOptions
-): Effect.Effect<
-  { readonly done: number; readonly errors: number },
-  StoreError | Compute.UnknownFunctionError,
-  Store
-> =>
+export const drain: Drain = (table, column, options) =>
   Effect.flatMap(Effect.service(Store), (store) =>
     drainLock(store, table, column).withPermits(1)(drainAlone(table, column, options))
   )
 
-const drainAlone = (
-  table: Catalog.TableMeta,
-  column: Catalog.ColumnMeta,
-  options: DrainOptions
-): Effect.Effect<
-  { readonly done: number; readonly errors: number },
-  StoreError | Compute.UnknownFunctionError,
-  Store
-> =>
+const drainAlone: Drain = (table, column, options) =>
   Effect.scoped(
     Effect.gen(function* () {
       const store = yield* Store
