@@ -1568,14 +1568,21 @@ const backfill = Effect.fnUntraced(function* (
       onProgress,
       afterWrite: (rowids) => maintainViews(store, meta, rowids)
     })
+  // Until no cell is pending: cells other workers hold are waited for, and cells that
+  // became pending after a pass (rows an insert with the older schema wrote meanwhile,
+  // cells a stopped worker released) are drained by the next pass.
+  const untilDone = (worker: number) =>
+    Effect.gen(function* () {
+      while (true) {
+        yield* run(worker)
+        const counts = (yield* store.cellCounts(meta)).find((c) => c.column === column.id)
+        if (counts === undefined || counts.pending === 0) return
+        yield* Effect.sleep("50 millis")
+      }
+    })
   yield* supervisor._tag === "Some"
-    ? run(supervisor.value.worker)
-    : Effect.scoped(Effect.flatMap(store.registerWorker, run))
-  while (true) {
-    const counts = (yield* store.cellCounts(meta)).find((c) => c.column === column.id)
-    if (counts === undefined || counts.pending === 0) break
-    yield* Effect.sleep("50 millis")
-  }
+    ? untilDone(supervisor.value.worker)
+    : Effect.scoped(Effect.flatMap(store.registerWorker, untilDone))
   const failed = yield* store.scanAll(meta, {
     where: [
       {
