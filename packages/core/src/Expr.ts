@@ -303,10 +303,15 @@ export class ColumnRef<T> extends Expr<T> {
     query: string | Float32Array | ReadonlyArray<number> | Expr<unknown>,
     options?: { readonly index?: string; readonly modality?: Modality }
   ): Expr<number> {
+    // A vector is copied (the caller may reuse its array); `slice` copies a Float32Array in one step.
     const q = isExpr(query)
       ? query.node
       : lit(
-          query instanceof Float32Array || Array.isArray(query) ? Float32Array.from(query as ArrayLike<number>) : query
+          query instanceof Float32Array
+            ? query.slice()
+            : Array.isArray(query)
+              ? Float32Array.from(query as ReadonlyArray<number>)
+              : query
         ).node
     return new Expr(
       {

@@ -177,6 +177,27 @@ interface Plan {
     | undefined
   readonly limit: number | undefined
   readonly offset: number | undefined
+  /** The outputs holding media, with their kinds: results give them as handles. */
+  readonly media: ReadonlyArray<readonly [string, Media.Kind]>
+  /** Nothing is evaluated in the engine: result rows are the store's rows, renamed. */
+  readonly storeOnly: boolean
+}
+
+/** A catalog entry's columns by name and by id (entries are immutable: worked out once). */
+const columnMaps = new WeakMap<
+  Catalog.TableMeta,
+  { readonly byName: ReadonlyMap<string, Catalog.ColumnMeta>; readonly byId: ReadonlyMap<number, Catalog.ColumnMeta> }
+>()
+const columnsOf = (meta: Catalog.TableMeta) => {
+  let maps = columnMaps.get(meta)
+  if (maps === undefined) {
+    maps = {
+      byName: new Map(meta.columns.map((c) => [c.name, c])),
+      byId: new Map(meta.columns.map((c) => [c.id, c]))
+    }
+    columnMaps.set(meta, maps)
+  }
+  return maps
 }
 
 const valueKey = (id: number) => `$c${id}`
@@ -189,17 +210,34 @@ const plan = (
   extra?: { readonly reverse?: boolean }
 ): Plan | QueryError => {
   const state = query.state
-  const byName = new Map(meta.columns.map((c) => [c.name, c]))
-  const byId = new Map(meta.columns.map((c) => [c.id, c]))
+  const { byName, byId } = columnsOf(meta)
   const fail = (message: string) => new QueryError({ table: meta.path, message })
 
-  for (const node of [...state.where, ...(state.select ?? []).map((s) => s.node)]) {
+  const checkColumns = (node: Expr.Node) => {
     for (const id of Expr.columnIds(node)) {
       if (!byId.has(id)) return fail(`the query refers to a column (id ${id}) that ${meta.path} does not have`)
     }
+    return undefined
+  }
+  for (const node of state.where) {
+    const error = checkColumns(node)
+    if (error !== undefined) return error
+  }
+  for (const s of state.select ?? []) {
+    const error = checkColumns(s.node)
+    if (error !== undefined) return error
   }
   const inline = (node: Expr.Node) => Catalog.inlineUnstored(meta, node)
-  const canPush = (node: Expr.Node) => !state.engine && store.pushable(meta, node)
+  // An output is usually also the order: ask the store once per node.
+  const pushes = new Map<Expr.Node, boolean>()
+  const canPush = (node: Expr.Node) => {
+    let can = pushes.get(node)
+    if (can === undefined) {
+      can = !state.engine && store.pushable(meta, node)
+      pushes.set(node, can)
+    }
+    return can
+  }
 
   // Hidden columns (an embedding index's vectors) are not part of `select *`.
   const selected =
@@ -222,9 +260,9 @@ const plan = (
     } else return fail(`cannot order by ${JSON.stringify(o.key)}: it is neither an output nor a column of ${meta.path}`)
   }
 
-  const where = state.where.map(inline)
-  const pushedWhere = where.filter(canPush)
-  const engineWhere = where.filter((n) => !canPush(n))
+  const pushedWhere: Array<Expr.Node> = []
+  const engineWhere: Array<Expr.Node> = []
+  for (const node of state.where.map(inline)) (canPush(node) ? pushedWhere : engineWhere).push(node)
   const engineOrderNeeded = engineWhere.length > 0 || orderNodes.some((o) => !canPush(o.node))
 
   const sqlOutputs: Array<{ key: string; node: Expr.Node }> = []
@@ -266,6 +304,13 @@ const plan = (
   }
 
   const reverse = extra?.reverse === true
+  const types = Catalog.columnTypes(meta)
+  const media: Array<readonly [string, Media.Kind]> = []
+  for (const output of outputs) {
+    const node = output.node ?? sqlOutputs.find((o) => o.key === output.from)?.node
+    const kind = node === undefined ? undefined : Expr.typeOf(node, types).kind
+    if (kind !== undefined && Media.isKind(kind)) media.push([output.key, kind])
+  }
   return {
     meta,
     spec: {
@@ -274,15 +319,16 @@ const plan = (
       orderBy: engineOrderNeeded ? [] : orderNodes.map((o) => ({ node: o.node, desc: reverse ? !o.desc : o.desc })),
       limit: engineOrderNeeded ? undefined : state.limit,
       offset: engineOrderNeeded ? undefined : state.offset,
+      withRowid: true,
       ...(reverse ? { rowidOrder: "desc" as const } : {})
     },
     engineWhere,
     outputs,
-    engineOrder: engineOrderNeeded
-      ? orderNodes.map((o) => ({ ...o, type: Expr.typeOf(o.node, Catalog.columnTypes(meta)) }))
-      : undefined,
+    engineOrder: engineOrderNeeded ? orderNodes.map((o) => ({ ...o, type: Expr.typeOf(o.node, types) })) : undefined,
     limit: state.limit,
-    offset: state.offset
+    offset: state.offset,
+    media,
+    storeOnly: engineNodes.length === 0
   }
 }
 
@@ -325,8 +371,35 @@ const evaluateAll = Effect.fnUntraced(function* (
   return values
 })
 
+/** A result row from a store row: outputs renamed, media as handles. */
+const resultRow = (plan: Plan, raw: Record<string, unknown>, computed?: (key: string) => unknown) => {
+  const out: Record<string, unknown> = {}
+  for (const output of plan.outputs) {
+    out[output.key] = output.from !== undefined ? raw[output.from] : computed!(output.key)
+  }
+  for (const [key, kind] of plan.media) {
+    const value = out[key]
+    if (typeof value === "string") out[key] = new Media.MediaRef(kind, value)
+  }
+  return out
+}
+
+interface Finished {
+  readonly row: Record<string, unknown>
+  readonly orderKey?: ReadonlyArray<unknown> | undefined
+  readonly rowid?: number | undefined
+}
+
 /** Filters a batch by the engine's conditions and computes its outputs. */
-const finishBatch = Effect.fnUntraced(function* (plan: Plan, raws: ReadonlyArray<Record<string, unknown>>) {
+const finishBatch = (
+  plan: Plan,
+  raws: ReadonlyArray<Record<string, unknown>>
+): Effect.Effect<ReadonlyArray<Finished>, QueryFailure, Store> =>
+  plan.storeOnly
+    ? Effect.succeed(raws.map((raw) => ({ row: resultRow(plan, raw), rowid: raw.$rowid as number | undefined })))
+    : finishInEngine(plan, raws)
+
+const finishInEngine = Effect.fnUntraced(function* (plan: Plan, raws: ReadonlyArray<Record<string, unknown>>) {
   let rows = raws.map((raw) => ({ raw, work: workRowOf(plan, raw) }))
   for (const condition of plan.engineWhere) {
     const keep = yield* evaluateAll(
@@ -366,31 +439,14 @@ const finishBatch = Effect.fnUntraced(function* (plan: Plan, raws: ReadonlyArray
     }
     orderKeys = rows.map((_, i) => perNode.map((values) => values[i]))
   }
-  const media = mediaOutputs(plan)
-  return rows.map((r, i) => {
-    const out: Record<string, unknown> = {}
-    for (const output of plan.outputs) {
-      out[output.key] = output.from !== undefined ? r.raw[output.from] : computed.get(output.key)![i]
-    }
-    for (const [key, kind] of media) {
-      const value = out[key]
-      if (typeof value === "string") out[key] = new Media.MediaRef(kind, value)
-    }
-    return { row: out, orderKey: orderKeys?.[i], rowid: r.raw.$rowid as number | undefined }
-  })
+  return rows.map(
+    (r, i): Finished => ({
+      row: resultRow(plan, r.raw, (key) => computed.get(key)![i]),
+      orderKey: orderKeys?.[i],
+      rowid: r.raw.$rowid as number | undefined
+    })
+  )
 })
-
-/** The outputs holding media, with their kinds: results give them as handles. */
-const mediaOutputs = (plan: Plan): ReadonlyArray<readonly [string, Media.Kind]> => {
-  const types = Catalog.columnTypes(plan.meta)
-  const out: Array<readonly [string, Media.Kind]> = []
-  for (const output of plan.outputs) {
-    const node = output.node ?? plan.spec.outputs.find((o) => o.key === output.from)?.node
-    const kind = node === undefined ? undefined : Expr.typeOf(node, types).kind
-    if (kind !== undefined && Media.isKind(kind)) out.push([output.key, kind])
-  }
-  return out
-}
 
 /** The embedding index a `similarity` or `embedding` node names (or the column's only one). */
 const findIndex = (
@@ -441,103 +497,159 @@ const queryModality = (
   return embedFor(meta, index, "text") === undefined && embedFor(meta, index, "image") !== undefined ? "image" : "text"
 }
 
+type Target = Extract<Expr.Node, { _tag: "Similarity" | "Embedding" }>
+
+/** A query value to embed before its similarity node can be resolved. */
+interface ToEmbed {
+  readonly _tag: "ToEmbed"
+  readonly target: Extract<Expr.Node, { _tag: "Similarity" }>
+  readonly index: Catalog.IndexMeta
+  readonly modality: Expr.Modality
+  readonly call: Expr.Node
+}
+
 /**
- * Replaces `similarity` nodes by scores against the embedding index's stored
- * vectors (embedding the query once, with the index's function for its
- * modality), and `embedding` nodes by the index's vector column.
+ * What replaces a `similarity` node (a score against the embedding index's
+ * stored vectors) or an `embedding` node (the index's vector column), when it
+ * needs no embedding; otherwise the call that embeds its query.
  */
-const resolveSimilarity = Effect.fnUntraced(function* (meta: Catalog.TableMeta, node: Expr.Node) {
-  const found: Array<Extract<Expr.Node, { _tag: "Similarity" | "Embedding" }>> = []
-  Expr.walk(node, (n) => {
-    if (n._tag === "Similarity" || n._tag === "Embedding") found.push(n)
-  })
-  if (found.length === 0) return node
-  const resolved = new Map<Expr.Node, Expr.Node>()
-  for (const target of found) {
-    if (target._tag === "Embedding") {
-      const index = findIndex(meta, target, "embedding({ index })")
-      if (index instanceof QueryError) return yield* index
-      resolved.set(target, { _tag: "Column", id: index.vectors, name: target.name })
-      continue
-    }
-    const index = findIndex(meta, target, "similarity(value, { index })")
-    if (index instanceof QueryError) return yield* index
-    const modality = queryModality(meta, index, target)
-    let vector: ArrayLike<number> | undefined
-    if (modality === "vector") {
-      const query = target.query
-      vector = query._tag === "Literal" ? ((query.value as ArrayLike<number> | null) ?? undefined) : undefined
-    } else {
-      const embed = embedFor(meta, index, modality)
-      if (embed === undefined) {
-        return yield* new QueryError({
-          table: meta.path,
-          message: `the index ${index.name} on ${target.name} cannot embed ${modality === "text" ? "a text" : "an image"} query (give addEmbeddingIndex a ${modality}Embed function, or query with a vector)`
-        })
-      }
-      const call: Expr.Node = {
-        _tag: "Call",
-        fn: embed.fn,
-        version: embed.version,
-        args: [target.query],
-        type: { kind: "Vector", dim: index.dimension }
-      }
-      const [cell] = yield* Compute.evaluateRows(meta, call, [{ values: new Map(), errors: new Map() }])
-      if (cell!.state === "error") {
-        return yield* new QueryError({
-          table: meta.path,
-          message: `embedding the ${modality} query for ${target.name} failed: ${cell!.errorType}: ${cell!.errorMessage}`
-        })
-      }
-      vector = cell!.value as ArrayLike<number>
-    }
-    if (vector === undefined || vector === null || vector.length !== index.dimension) {
-      return yield* new QueryError({
-        table: meta.path,
-        message: `the query for ${target.name} must be a vector of ${index.dimension} numbers${index.embed === undefined ? " (its index has no embed function)" : ""}`
-      })
-    }
-    resolved.set(target, {
-      _tag: "VectorScore",
-      id: index.vectors,
-      name: target.name,
-      metric: index.metric,
-      precision: index.precision,
-      vector: vector instanceof Float32Array ? vector : Float32Array.from(vector)
+const resolveTarget = (meta: Catalog.TableMeta, target: Target): Expr.Node | ToEmbed | QueryError => {
+  if (target._tag === "Embedding") {
+    const index = findIndex(meta, target, "embedding({ index })")
+    if (index instanceof QueryError) return index
+    return { _tag: "Column", id: index.vectors, name: target.name }
+  }
+  const index = findIndex(meta, target, "similarity(value, { index })")
+  if (index instanceof QueryError) return index
+  const modality = queryModality(meta, index, target)
+  if (modality === "vector") {
+    const query = target.query
+    return scoreNode(
+      meta,
+      index,
+      target,
+      query._tag === "Literal" ? ((query.value as ArrayLike<number> | null) ?? undefined) : undefined
+    )
+  }
+  const embed = embedFor(meta, index, modality)
+  if (embed === undefined) {
+    return new QueryError({
+      table: meta.path,
+      message: `the index ${index.name} on ${target.name} cannot embed ${modality === "text" ? "a text" : "an image"} query (give addEmbeddingIndex a ${modality}Embed function, or query with a vector)`
     })
   }
-  return replaceNodes(node, resolved)
+  const call: Expr.Node = {
+    _tag: "Call",
+    fn: embed.fn,
+    version: embed.version,
+    args: [target.query],
+    type: { kind: "Vector", dim: index.dimension }
+  }
+  return { _tag: "ToEmbed", target, index, modality, call }
+}
+
+/** The score of a similarity node against its index, for a query vector. */
+const scoreNode = (
+  meta: Catalog.TableMeta,
+  index: Catalog.IndexMeta,
+  target: Extract<Expr.Node, { _tag: "Similarity" }>,
+  vector: ArrayLike<number> | null | undefined
+): Expr.Node | QueryError => {
+  if (vector === undefined || vector === null || vector.length !== index.dimension) {
+    return new QueryError({
+      table: meta.path,
+      message: `the query for ${target.name} must be a vector of ${index.dimension} numbers${index.embed === undefined ? " (its index has no embed function)" : ""}`
+    })
+  }
+  return {
+    _tag: "VectorScore",
+    id: index.vectors,
+    name: target.name,
+    metric: index.metric,
+    precision: index.precision,
+    vector: vector instanceof Float32Array ? vector : Float32Array.from(vector)
+  }
+}
+
+/** Embeds a similarity query (once) and scores against it. */
+const embedTarget = Effect.fnUntraced(function* (meta: Catalog.TableMeta, e: ToEmbed) {
+  const [cell] = yield* Compute.evaluateRows(meta, e.call, [{ values: new Map(), errors: new Map() }])
+  if (cell!.state === "error") {
+    return yield* new QueryError({
+      table: meta.path,
+      message: `embedding the ${e.modality} query for ${e.target.name} failed: ${cell!.errorType}: ${cell!.errorMessage}`
+    })
+  }
+  const node = scoreNode(meta, e.index, e.target, cell!.value as ArrayLike<number>)
+  if (node instanceof QueryError) return yield* node
+  return node
 })
 
 const replaceNodes = (node: Expr.Node, replacements: ReadonlyMap<Expr.Node, Expr.Node>): Expr.Node => {
   const direct = replacements.get(node)
   if (direct !== undefined) return direct
-  return Catalog.mapChildren(node, (child) => replaceNodes(child, replacements))
+  let changed = false
+  const rebuilt = Catalog.mapChildren(node, (child) => {
+    const replaced = replaceNodes(child, replacements)
+    if (replaced !== child) changed = true
+    return replaced
+  })
+  return changed ? rebuilt : node
 }
 
-const resolveQuery = Effect.fnUntraced(function* (query: Query<any, any>, meta: Catalog.TableMeta) {
+/** The query with its `similarity` and `embedding` nodes resolved against the catalog entry. */
+const resolveQuery = (
+  query: Query<any, any>,
+  meta: Catalog.TableMeta
+): Effect.Effect<Query<any, any>, QueryFailure, Store> => {
   const state = query.state
-  const where = yield* Effect.forEach(state.where, (n) => resolveSimilarity(meta, n))
-  const select =
-    state.select === undefined
-      ? undefined
-      : yield* Effect.forEach(state.select, (s) =>
-          Effect.map(resolveSimilarity(meta, s.node), (node) => ({ key: s.key, node }))
-        )
-  const orderBy = yield* Effect.forEach(state.orderBy, (o) =>
-    typeof o.key === "string" ? Effect.succeed(o) : Effect.map(resolveSimilarity(meta, o.key), (key) => ({ ...o, key }))
+  const targets: Array<Target> = []
+  const find = (node: Expr.Node) =>
+    Expr.walk(node, (n) => {
+      if (n._tag === "Similarity" || n._tag === "Embedding") targets.push(n)
+    })
+  for (const node of state.where) find(node)
+  for (const s of state.select ?? []) find(s.node)
+  for (const o of state.orderBy) if (typeof o.key !== "string") find(o.key)
+  if (targets.length === 0) return Effect.succeed(query)
+  const resolved = new Map<Expr.Node, Expr.Node>()
+  const toEmbed: Array<ToEmbed> = []
+  for (const target of targets) {
+    const r = resolveTarget(meta, target)
+    if (r instanceof QueryError) return Effect.fail(r)
+    if (r._tag === "ToEmbed") toEmbed.push(r)
+    else resolved.set(target, r)
+  }
+  const replaced = () => {
+    const replace = (node: Expr.Node) => replaceNodes(node, resolved)
+    return new Query<any, any>(query.source, query.c, {
+      ...state,
+      where: state.where.map(replace),
+      select: state.select?.map((s) => ({ key: s.key, node: replace(s.node) })),
+      orderBy: state.orderBy.map((o) => (typeof o.key === "string" ? o : { ...o, key: replace(o.key) }))
+    })
+  }
+  if (toEmbed.length === 0) return Effect.succeed(replaced())
+  return Effect.map(
+    Effect.forEach(toEmbed, (e) => Effect.map(embedTarget(meta, e), (node) => resolved.set(e.target, node))),
+    replaced
   )
-  return new Query<any, any>(query.source, query.c, { ...state, where, select, orderBy })
-})
+}
 
-const loadPlan = (query: Query<any, any>, extra?: { readonly reverse?: boolean }) =>
-  Effect.gen(function* () {
-    const store = yield* Store
-    const meta = yield* query.source.load
-    const p = plan(yield* resolveQuery(query, meta), meta, store, extra)
-    if (p instanceof QueryError) return yield* p
-    return { store, plan: p }
-  })
+// Queries are planned on every run: kept to plain calls and a few flatMaps (no
+// generators), as this is the whole of a query's own cost over its SQL.
+const loadPlan = (
+  query: Query<any, any>,
+  extra?: { readonly reverse?: boolean }
+): Effect.Effect<{ readonly store: Store["Service"]; readonly plan: Plan }, QueryFailure, Store> =>
+  Effect.flatMap(Effect.service(Store), (store) =>
+    Effect.flatMap(query.source.load, (meta) =>
+      Effect.flatMap(resolveQuery(query, meta), (resolved) => {
+        const p = plan(resolved, meta, store, extra)
+        return p instanceof QueryError ? Effect.fail(p) : Effect.succeed({ store, plan: p })
+      })
+    )
+  )
 
 const BATCH = 1000
 
@@ -548,7 +660,7 @@ const stream = <R>(query: Query<any, R>): Stream.Stream<R, QueryFailure, Store> 
       if (plan.engineOrder !== undefined) {
         return Stream.fromIterable((yield* collectPlanned(store, plan)) as ReadonlyArray<R>)
       }
-      let rows = store.scan(plan.meta, { ...plan.spec, withRowid: true }).pipe(
+      let rows = store.scan(plan.meta, plan.spec).pipe(
         Stream.grouped(BATCH),
         Stream.mapEffect((batch) => finishBatch(plan, batch)),
         Stream.flattenIterable,
@@ -562,13 +674,22 @@ const stream = <R>(query: Query<any, R>): Stream.Stream<R, QueryFailure, Store> 
     })
   )
 
-const collectPlanned = Effect.fnUntraced(function* (store: Store["Service"], plan: Plan, withIds = false) {
-  const raws = yield* store.scanAll(plan.meta, { ...plan.spec, withRowid: true })
-  const finished: Array<{
-    row: Record<string, unknown>
-    orderKey?: ReadonlyArray<unknown> | undefined
-    rowid?: number | undefined
-  }> = []
+const collectPlanned = (
+  store: Store["Service"],
+  plan: Plan,
+  withIds = false
+): Effect.Effect<ReadonlyArray<Record<string, unknown>>, QueryFailure, Store> =>
+  Effect.flatMap(store.scanAll(plan.meta, plan.spec), (raws) => {
+    const withId = (r: Finished) => (withIds ? { ...r.row, $id: r.rowid } : r.row)
+    // Nothing to evaluate: the store did all of it (the usual case, and the fast one).
+    if (plan.storeOnly)
+      return Effect.succeed(raws.map((raw) => withId({ row: resultRow(plan, raw), rowid: raw.$rowid as number })))
+    return Effect.map(finishAll(plan, raws), (finished) => finished.map(withId))
+  })
+
+/** Engine work over the store's rows: conditions, outputs, order, limit and offset. */
+const finishAll = Effect.fnUntraced(function* (plan: Plan, raws: ReadonlyArray<Record<string, unknown>>) {
+  const finished: Array<Finished> = []
   for (let i = 0; i < raws.length; i += BATCH) {
     finished.push(...(yield* finishBatch(plan, raws.slice(i, i + BATCH))))
   }
@@ -599,14 +720,14 @@ const collectPlanned = Effect.fnUntraced(function* (store: Store["Service"], pla
         ? undefined
         : start + plan.limit
       : undefined
-  return finished.slice(start, end).map((r) => (withIds ? { ...r.row, $id: r.rowid } : r.row))
+  return finished.slice(start, end)
 })
 
 const collect = <R>(query: Query<any, R>): Effect.Effect<ReadonlyArray<R>, QueryFailure, Store> =>
-  Effect.gen(function* () {
-    const { store, plan } = yield* loadPlan(query)
-    return (yield* collectPlanned(store, plan)) as ReadonlyArray<R>
-  })
+  Effect.flatMap(
+    loadPlan(query),
+    ({ store, plan }) => collectPlanned(store, plan) as Effect.Effect<ReadonlyArray<R>, QueryFailure, Store>
+  )
 
 const tail = <R>(query: Query<any, R>, n: number): Effect.Effect<ReadonlyArray<R>, QueryFailure, Store> =>
   Effect.gen(function* () {

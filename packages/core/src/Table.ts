@@ -147,18 +147,20 @@ export class Table<S extends Column.Specs> {
   private loadWith(cached: boolean): Effect.Effect<Catalog.TableMeta, Catalog.CatalogError | StoreError, Store> {
     const { path, id } = this
     const asOf = this.meta.asOf
-    return Effect.gen(function* () {
-      const store = yield* Store
-      const meta = yield* store.getTable(path, asOf, { cached })
-      if (meta.id !== id) {
-        return yield* new Catalog.CatalogError({
-          reason: "NotFound",
-          path,
-          message: `the table ${path} this handle refers to was dropped (another table has that path now)`
-        })
-      }
-      return meta
-    })
+    // Every query runs this: flatMaps rather than a generator.
+    return Effect.flatMap(Effect.service(Store), (store) =>
+      Effect.flatMap(store.getTable(path, asOf, { cached }), (meta) =>
+        meta.id === id
+          ? Effect.succeed(meta)
+          : Effect.fail(
+              new Catalog.CatalogError({
+                reason: "NotFound",
+                path,
+                message: `the table ${path} this handle refers to was dropped (another table has that path now)`
+              })
+            )
+      )
+    )
   }
 
   /** The current catalog entry, for an operation that changes the table (refused on a view of the past). */

@@ -16,6 +16,7 @@ import { Effect, Layer, Option, PubSub, Queue, Result, Schedule, Stream } from "
 import type { SqlError } from "effect/sql"
 import { SqlClient, type Statement } from "effect/sql"
 import { type CompileContext, compile, fromSql, sqlType } from "./internal/compileExpr.ts"
+import { fillSlots, scanShape, vectorSlots } from "./internal/scanShape.ts"
 import { Database } from "./Database.ts"
 
 const LIVE = 2147483647
@@ -1261,6 +1262,8 @@ export const make = Effect.gen(function* () {
 
   const pushable: Store.Store["Service"]["pushable"] = (table, node) => {
     const stored = storedIds(table)
+    // A stored column, or a vector score against one, always compiles.
+    if (node._tag === "Column" || node._tag === "VectorScore") return stored.has(node.id)
     for (const id of Expr.columnIds(node)) if (!stored.has(id)) return false
     return Option.isSome(compile(node, compileContext(table)))
   }
@@ -1364,10 +1367,46 @@ export const make = Effect.gen(function* () {
     }
   }
 
-  const scanAll: Store.Store["Service"]["scanAll"] = (table, spec) =>
-    run(`reading ${table.path}`, selectStatement(table, spec)).pipe(
-      Effect.map((rows) => rows.map(decodeRow(table, spec)))
-    )
+  /**
+   * A scan's SQL and row decoder, compiled once per shape (see `scanShape`) and
+   * table version: a query repeated with other vectors (or the same literals)
+   * neither builds nor compiles its statement again.
+   */
+  interface CompiledScan {
+    readonly text: string
+    readonly params: ReadonlyArray<unknown>
+    readonly slots: ReadonlyArray<readonly [slot: number, hole: number]>
+    readonly decode: (raw: Record<string, unknown>) => Record<string, unknown>
+  }
+  const SCAN_SHAPES_PER_TABLE = 64
+  const compiledScans = new WeakMap<Catalog.TableMeta, Map<string, CompiledScan>>()
+  const prepareScan = (
+    table: Catalog.TableMeta,
+    spec: Store.ScanSpec
+  ): { readonly statement: Statement.Statement<Record<string, unknown>>; readonly decode: CompiledScan["decode"] } => {
+    const shape = scanShape(spec)
+    if (shape === undefined) return { statement: selectStatement(table, spec), decode: decodeRow(table, spec) }
+    let shapes = compiledScans.get(table)
+    if (shapes === undefined) {
+      shapes = new Map()
+      compiledScans.set(table, shapes)
+    }
+    let compiled = shapes.get(shape.key)
+    if (compiled === undefined) {
+      const [text, params] = selectStatement(table, spec).compile()
+      compiled = { text, params, slots: vectorSlots(params, shape), decode: decodeRow(table, spec) }
+      if (shapes.size >= SCAN_SHAPES_PER_TABLE) shapes.delete(shapes.keys().next().value!)
+      shapes.set(shape.key, compiled)
+    }
+    const params =
+      compiled.slots.length === 0 ? compiled.params : fillSlots(compiled.params, compiled.slots, shape.vectors)
+    return { statement: sql.unsafe<Record<string, unknown>>(compiled.text, params), decode: compiled.decode }
+  }
+
+  const scanAll: Store.Store["Service"]["scanAll"] = (table, spec) => {
+    const { statement, decode } = prepareScan(table, spec)
+    return run(`reading ${table.path}`, statement).pipe(Effect.map((rows) => rows.map(decode)))
+  }
 
   const scanPage: Store.Store["Service"]["scanPage"] = (table, spec, after, limit) =>
     run(`reading ${table.path}`, selectStatement(table, { ...spec, orderBy: [] }, { after, limit })).pipe(
@@ -1375,10 +1414,8 @@ export const make = Effect.gen(function* () {
     )
 
   const scan: Store.Store["Service"]["scan"] = (table, spec) => {
-    const decode = decodeRow(table, spec)
-    return selectStatement(table, spec)
-      .stream.pipe(Stream.map(decode))
-      .pipe(Stream.mapError(storeError(`reading ${table.path}`)))
+    const { statement, decode } = prepareScan(table, spec)
+    return statement.stream.pipe(Stream.map(decode)).pipe(Stream.mapError(storeError(`reading ${table.path}`)))
   }
 
   const count: Store.Store["Service"]["count"] = (table, where) => {
