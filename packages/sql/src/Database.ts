@@ -177,6 +177,14 @@ const finishOpen = Effect.fnUntraced(function* (options: {
 })
 
 /** Opens (creating if needed) the embedded PGlite database under `home`. */
+/**
+ * How an HNSW index scan with a filter goes on (pgvector 0.8): past its first
+ * `hnsw.ef_search` candidates until the query's limit is filled (or
+ * `hnsw.max_scan_tuples`), results in exact distance order. Without it, a
+ * filtered similarity query returns only the matches among those candidates.
+ */
+const ITERATIVE_SCAN = "strict_order"
+
 export const makeEmbedded = Effect.fnUntraced(function* (
   options: EmbeddedOptions
 ): Effect.fn.Return<
@@ -201,7 +209,7 @@ export const makeEmbedded = Effect.fnUntraced(function* (
     (db) => Effect.promise(() => db.close()).pipe(Effect.ignore)
   )
   yield* Effect.tryPromise({
-    try: () => db.exec("CREATE EXTENSION IF NOT EXISTS vector"),
+    try: () => db.exec(`CREATE EXTENSION IF NOT EXISTS vector; SET hnsw.iterative_scan = ${ITERATIVE_SCAN}`),
     catch: (cause) =>
       new DatabaseError({
         reason: "MissingExtension",
@@ -246,7 +254,8 @@ export const makeServer = Effect.fnUntraced(function* (
     types: registry,
     maxConnections: options.maxConnections ?? 10,
     connectTimeout: options.connectTimeout ?? 10_000,
-    applicationName: "tessera"
+    applicationName: "tessera",
+    startupParameters: { "hnsw.iterative_scan": ITERATIVE_SCAN }
   }).pipe(
     Effect.mapError(
       (cause) =>

@@ -262,4 +262,34 @@ Harness.forEachBackend("Embedding indexes and similarity", (test) => {
         [1]
       )
     }))
+
+  test("a filtered similarity query fills its limit when enough rows match (the index scan goes on past the filter)", () =>
+    Effect.gen(function* () {
+      let seed = 5
+      const next = () => {
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        return seed / 2147483648 - 0.5
+      }
+      const vectors = Array.from({ length: 3000 }, () => Float32Array.from({ length: 8 }, next))
+      const t = yield* Table.create("filtered", { id: Column.Int, tag: Column.String, v: Column.Vector(8) })
+      // One row in 60 is rare: far fewer than HNSW's first 40 candidates are likely to be.
+      yield* t.insert(vectors.map((v, id) => ({ id, tag: id % 60 === 0 ? "rare" : "common", v })))
+      const indexed = yield* t.addEmbeddingIndex("v", { metric: "l2", precision: "vector" })
+      const probe = Float32Array.from({ length: 8 }, next)
+      const rows = yield* indexed
+        .where((c) => c.tag.eq("rare"))
+        .select((c) => ({ id: c.id, distance: c.v.similarity(probe) }))
+        .orderBy("distance", "asc")
+        .limit(10)
+        .collect()
+      const exact = vectors
+        .map((v, id) => ({ id, d: Math.hypot(...v.map((x, i) => x - probe[i]!)) }))
+        .filter((r) => r.id % 60 === 0)
+        .sort((a, b) => a.d - b.d)
+        .slice(0, 10)
+      assert.deepStrictEqual(
+        rows.map((r) => r.id),
+        exact.map((r) => r.id)
+      )
+    }))
 })
