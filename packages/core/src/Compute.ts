@@ -238,20 +238,21 @@ export const evaluateRows = Effect.fnUntraced(function* (
         return Effect.exit(attempt).pipe(
           Effect.flatMap((exit) => {
             if (Exit.isSuccess(exit)) {
+              const results = exit.value
+              const computed: Array<{ readonly key: string; readonly value: unknown }> = []
               batch.forEach((p, j) => {
-                outcomes[p.index] = { value: exit.value[j], attempts }
+                const result = results[j]
+                if (result instanceof Fn.RowFailure) {
+                  outcomes[p.index] = { error: Fn.describeError(result.error), attempts }
+                  return
+                }
+                outcomes[p.index] = { value: result, attempts }
+                if (cached !== undefined)
+                  computed.push({ key: keyByIndex.get(p.index)!, value: ResultCache.encodeValue(result) })
               })
-              if (cached === undefined) return Effect.void
-              return cached
-                .put(
-                  definition.name,
-                  definition.version,
-                  batch.map((p, j) => ({
-                    key: keyByIndex.get(p.index)!,
-                    value: ResultCache.encodeValue(exit.value[j])
-                  }))
-                )
-                .pipe(Effect.ignore)
+              // Results are cached, failures are not (the next try may succeed).
+              if (cached === undefined || computed.length === 0) return Effect.void
+              return cached.put(definition.name, definition.version, computed).pipe(Effect.ignore)
             }
             if (Cause.hasInterruptsOnly(exit.cause)) return Effect.interrupt
             const error = Fn.describeError(Cause.squash(exit.cause))

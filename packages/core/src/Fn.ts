@@ -55,8 +55,9 @@ export interface Definition {
   /** Configured limits of the pool (applied when the pool is first used). */
   readonly rateLimit: Pool.Limits | undefined
   /**
-   * Runs one batch of argument rows; succeeds with one result per row. It may
-   * use `Pool.CurrentPool` to report rate-limit headers and `retry-after`s.
+   * Runs one batch of argument rows; succeeds with one result per row (a
+   * `RowFailure` for a row that failed alone). It may use `Pool.CurrentPool`
+   * to report rate-limit headers and `retry-after`s.
    */
   readonly invoke: (
     rows: ReadonlyArray<ReadonlyArray<unknown>>
@@ -212,13 +213,31 @@ export const effect = <P extends ParamSpecs, C extends Column.Any, E>(
   return build(options, "effect", 1, (rows) => Effect.forEach(rows, (row) => options.run(argsObject(names, row))))
 }
 
-/** A function over a batch of argument rows, returning one result per row in order. */
+/**
+ * One row's failure in a batch's results (`Fn.failRow(error)`): that row's cell
+ * records the error, the batch's other rows keep their results. Failing the
+ * whole batch instead (the run's own failure) fails every row of it.
+ */
+export class RowFailure {
+  readonly error: unknown
+  constructor(error: unknown) {
+    this.error = error
+  }
+}
+
+/** A batched function's result for a row that failed alone (see `RowFailure`). */
+export const failRow = (error: unknown): RowFailure => new RowFailure(error)
+
+/**
+ * A function over a batch of argument rows, returning one result per row in
+ * order; a row that fails alone has `Fn.failRow(error)` as its result.
+ */
 export const batched = <P extends ParamSpecs, C extends Column.Any, E>(
   options: CommonOptions<P, C, E> & {
     readonly batchSize: number
     readonly run: (
       rows: ReadonlyArray<ArgsOf<P>>
-    ) => Effect.Effect<ReadonlyArray<ResultOf<C>>, E, Pool.CurrentPool | never>
+    ) => Effect.Effect<ReadonlyArray<ResultOf<C> | RowFailure>, E, Pool.CurrentPool | never>
   }
 ): Fn<P, Column.ValueOf<C>> => {
   const names = Object.keys(options.params)

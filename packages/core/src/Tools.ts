@@ -272,7 +272,9 @@ const callFunction = Effect.fnUntraced(function* (definition: Fn.Definition, row
       Effect.provideService(Pool.CurrentPool, pool)
     )
   const results = yield* definition.retry === undefined ? once : Effect.retry(once, definition.retry)
-  return results[0]
+  const result = results[0]
+  if (result instanceof Fn.RowFailure) return yield* Effect.fail(result.error)
+  return result
 })
 
 // ---------------------------------------------------------------------------

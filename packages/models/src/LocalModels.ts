@@ -17,7 +17,7 @@
  * (`WorkerPool`); nothing is downloaded, ever.
  */
 import { Column, Fn, Media } from "@tessera/core"
-import { Effect, Schema } from "effect"
+import { Effect, Result, Schema } from "effect"
 import * as NodeCrypto from "node:crypto"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
@@ -65,6 +65,12 @@ const common = (
   retry: options?.retry ?? ModelError.retry()
 })
 
+/** Embeds a batch; an input that fails alone (an undecodable image, say) fails only its row. */
+const embedRows = (model: WorkerPool.ModelSpec, inputs: ReadonlyArray<string>) =>
+  Effect.map(WorkerPool.embedEach(model, inputs), (outcomes) =>
+    outcomes.map((o) => (o instanceof ModelError.ModelError ? Fn.failRow(o) : o))
+  )
+
 /** Universal Sentence Encoder lite's vectors have 512 numbers. */
 export const TEXT_DIMENSIONS = 512
 
@@ -80,7 +86,7 @@ export const textEmbedding = (options?: CommonOptions): TextFn => {
     params: { text: Column.String },
     returns: Column.Vector(TEXT_DIMENSIONS),
     run: (rows) =>
-      WorkerPool.embed(
+      embedRows(
         model,
         rows.map((row) => row.text)
       )
@@ -114,8 +120,9 @@ const localImagePath = (uri: string): Effect.Effect<string, ModelError.ModelErro
  * average pool of the network's last feature map, unit length:
  * `LocalModels.imageEmbedding()({ image: t.c.photo })`. Visually similar
  * images get close vectors (no text in the same space). An image that is
- * missing or cannot be decoded fails its batch with a `ModelError` naming the
- * file. Named `local.mobilenet-v2/1280`.
+ * missing or cannot be decoded fails its own row with a `ModelError` naming
+ * the file; the other rows of its batch are embedded. Named
+ * `local.mobilenet-v2/1280`.
  */
 export const imageEmbedding = (options?: CommonOptions): ImageFn => {
   const model = WorkerPool.model("mobilenet-v2", moduleUrl("MobileNetV2.ts"))
@@ -125,8 +132,15 @@ export const imageEmbedding = (options?: CommonOptions): ImageFn => {
     returns: Column.Vector(IMAGE_DIMENSIONS),
     run: (rows) =>
       Effect.flatMap(
-        Effect.forEach(rows, (row) => localImagePath(row.image)),
-        (paths) => WorkerPool.embed(model, paths)
+        // A missing image fails its own row; the others are embedded.
+        Effect.forEach(rows, (row) => Effect.result(localImagePath(row.image))),
+        (paths) => {
+          const found = paths.flatMap((p) => (Result.isSuccess(p) ? [p.success] : []))
+          return Effect.map(embedRows(model, found), (vectors) => {
+            let next = 0
+            return paths.map((p) => (Result.isSuccess(p) ? vectors[next++]! : Fn.failRow(p.failure)))
+          })
+        }
       )
   })
 }
@@ -216,7 +230,7 @@ export const transformersEmbedding = Effect.fn("LocalModels.transformersEmbeddin
     params: { text: Column.String },
     returns: Column.Vector(dimensions),
     run: (rows) =>
-      WorkerPool.embed(
+      embedRows(
         model,
         rows.map((row) => row.text)
       )

@@ -204,12 +204,12 @@ export const embed = (
   model: ModelSpec,
   inputs: ReadonlyArray<string>
 ): Effect.Effect<ReadonlyArray<Float32Array>, ModelError> =>
-  Effect.flatMap(current, (pool) => pool.run(model, inputs)).pipe(
-    Effect.flatMap(({ outcomes }) => {
+  embedEach(model, inputs).pipe(
+    Effect.flatMap((outcomes) => {
       const failures = outcomes.filter((o): o is ModelError => o instanceof ModelError)
       if (failures.length === 0) return Effect.succeed(outcomes as ReadonlyArray<Float32Array>)
       const first = failures[0]!
-      // The engine fails a batch as a whole: say which input failed and how many others did too.
+      // All or nothing: say which input failed and how many others did too.
       const others = failures.length - 1
       return Effect.fail(
         others === 0
@@ -222,4 +222,18 @@ export const embed = (
             })
       )
     })
+  )
+
+/**
+ * Embeds a batch of inputs, each input's own failure (a file that cannot be
+ * read or decoded) given in its place; the batch fails as a whole only when
+ * the model or the worker does.
+ */
+export const embedEach = (
+  model: ModelSpec,
+  inputs: ReadonlyArray<string>
+): Effect.Effect<ReadonlyArray<Float32Array | ModelError>, ModelError> =>
+  Effect.map(
+    Effect.flatMap(current, (pool) => pool.run(model, inputs)),
+    ({ outcomes }) => outcomes
   )

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Column, Pool, Table } from "@tessera/core"
+import { Column, Fn, Pool, Table } from "@tessera/core"
 import { Harness } from "@tessera/sql/testing"
 import { Effect } from "effect"
 import * as NodeFs from "node:fs"
@@ -104,18 +104,30 @@ describe("LocalModels.imageEmbedding", () => {
     })
   )
 
-  it.live("a missing or undecodable image fails with a ModelError naming the file", () =>
-    Effect.gen(function* () {
-      const missing = yield* Effect.flip(embedImages([file("gradient.png"), file("nowhere.png")]))
-      assert.instanceOf(missing, ModelError.ModelError)
-      assert.strictEqual((missing as ModelError.ModelError).reason, "InputNotFound")
-      assert.strictEqual((missing as ModelError.ModelError).path, file("nowhere.png"))
-      assert.include((missing as ModelError.ModelError).message, file("nowhere.png"))
-      const corrupt = (yield* Effect.flip(embedImages([file("not-an-image.png")]))) as ModelError.ModelError
-      assert.strictEqual(corrupt.reason, "InvalidInput")
-      assert.strictEqual(corrupt.path, file("not-an-image.png"))
-      assert.include(corrupt.message, `Cannot decode image ${file("not-an-image.png")}`)
-    })
+  it.live(
+    "a missing or undecodable image fails its own row with a ModelError naming the file; the batch's others are embedded",
+    () =>
+      Effect.gen(function* () {
+        const results = yield* embed.definition
+          .invoke([[file("gradient.png")], [file("nowhere.png")], [file("not-an-image.png")], [file("rings.png")]])
+          .pipe(Effect.provideService(Pool.CurrentPool, testPool))
+        assert.strictEqual(results.length, 4)
+        assert.instanceOf(results[0], Float32Array)
+        assert.instanceOf(results[3], Float32Array)
+        const [alone] = yield* embedImages([file("rings.png")])
+        assert.deepStrictEqual(Array.from(results[3] as Float32Array), Array.from(alone!), "the same vector as alone")
+        const missing = (results[1] as Fn.RowFailure).error as ModelError.ModelError
+        assert.instanceOf(results[1], Fn.RowFailure)
+        assert.instanceOf(missing, ModelError.ModelError)
+        assert.strictEqual(missing.reason, "InputNotFound")
+        assert.strictEqual(missing.path, file("nowhere.png"))
+        assert.include(missing.message, file("nowhere.png"))
+        assert.instanceOf(results[2], Fn.RowFailure)
+        const corrupt = (results[2] as Fn.RowFailure).error as ModelError.ModelError
+        assert.strictEqual(corrupt.reason, "InvalidInput")
+        assert.strictEqual(corrupt.path, file("not-an-image.png"))
+        assert.include(corrupt.message, `Cannot decode image ${file("not-an-image.png")}`)
+      })
   )
 
   it.live("the WebAssembly backend computes what tfjs's reference CPU kernels compute", () =>
@@ -155,5 +167,33 @@ Harness.forEachBackend("LocalModels.imageEmbedding as an embedding index", (test
         }
         yield* indexed.dropEmbeddingIndex(index)
       }
+    }))
+
+  test("a computed column over a batch with a missing image: that row records the error, the others get vectors", () =>
+    Effect.gen(function* () {
+      const copies = IMAGES.slice(0, 4).map((i) => {
+        const copy = file(`copy-${i.name}`)
+        NodeFs.copyFileSync(file(i.name), copy)
+        return { id: i.id, img: copy }
+      })
+      const t = yield* Table.create("photos", { id: Column.Int, img: Column.Image })
+      yield* t.insert(copies)
+      // Gone after the insert checked it: the function meets it missing, in a batch of 4.
+      NodeFs.rmSync(copies[2]!.img)
+      const withVectors = yield* t.addComputedColumn("vec", embed({ image: t.c.img }), { onError: "record" })
+      const rows = yield* withVectors
+        .select((c) => ({ id: c.id, vec: c.vec, errorType: c.vec.errorType, errorMessage: c.vec.errorMessage }))
+        .orderBy("id")
+        .collect()
+      assert.deepStrictEqual(
+        rows.map((r) => [r.id, r.vec?.length ?? null, r.errorType]),
+        [
+          [1, LocalModels.IMAGE_DIMENSIONS, null],
+          [2, LocalModels.IMAGE_DIMENSIONS, null],
+          [3, null, "ModelError"],
+          [4, LocalModels.IMAGE_DIMENSIONS, null]
+        ]
+      )
+      assert.include(rows[2]!.errorMessage!, copies[2]!.img)
     }))
 })

@@ -243,4 +243,67 @@ Harness.forEachBackend("Result cache", (test) => {
       yield* t4.addComputedColumn("again", embed({ text: t4.c.text }), { cache: false })
       assert.strictEqual(calls.texts, 51 + 103)
     }))
+
+  test("a batched function's row failure fails that row alone, and is not cached: the next try computes it", () =>
+    Effect.gen(function* () {
+      const seen: Array<string> = []
+      let refuse = true
+      const embed = Fn.batched({
+        name: name("picky"),
+        params: { text: Column.String },
+        returns: Column.Vector(2),
+        batchSize: 8,
+        run: (rows) =>
+          Effect.sync(() =>
+            rows.map((r) => {
+              seen.push(r.text)
+              return refuse && r.text.startsWith("bad")
+                ? Fn.failRow(
+                    new Fn.FunctionError({ fn: "picky", errorType: "BadInput", message: `cannot embed ${r.text}` })
+                  )
+                : Float32Array.from([r.text.length, 1])
+            })
+          )
+      })
+      const t = yield* Table.create("picky", { id: Column.Int, text: Column.String })
+      yield* t.insert([
+        { id: 1, text: "good one" },
+        { id: 2, text: "bad two" },
+        { id: 3, text: "good three" },
+        { id: 4, text: "bad four" }
+      ])
+      const t2 = yield* t.addComputedColumn("v", embed({ text: t.c.text }), { onError: "record" })
+      assert.strictEqual(seen.length, 4, "one batch of 4")
+      const rows = yield* t2
+        .select((c) => ({ id: c.id, v: c.v, errorType: c.v.errorType, errorMessage: c.v.errorMessage }))
+        .orderBy("id")
+        .collect()
+      assert.deepStrictEqual(
+        rows.map((r) => [r.id, r.v === null ? null : Array.from(r.v), r.errorType, r.errorMessage]),
+        [
+          [1, [8, 1], null, null],
+          [2, null, "BadInput", "cannot embed bad two"],
+          [3, [10, 1], null, null],
+          [4, null, "BadInput", "cannot embed bad four"]
+        ]
+      )
+      // The same texts again: the results come from the cache, the failures are tried again.
+      refuse = false
+      seen.length = 0
+      const t3 = yield* t2.addComputedColumn("again", embed({ text: t2.c.text }))
+      assert.sameMembers(seen, ["bad two", "bad four"])
+      const again = yield* t3
+        .select((c) => ({ id: c.id, again: c.again }))
+        .orderBy("id")
+        .collect()
+      assert.deepStrictEqual(
+        again.map((r) => Array.from(r.again!)),
+        [
+          [8, 1],
+          [7, 1],
+          [10, 1],
+          [8, 1]
+        ]
+      )
+    }))
 })
