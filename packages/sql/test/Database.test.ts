@@ -6,37 +6,14 @@ import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import { Database, Migrations } from "../src/index.ts"
 import { Harness } from "../src/testing/index.ts"
-
-/** Deterministic pseudo-random numbers (mulberry32), so failures reproduce. */
-const prng = (seed: number) => () => {
-  seed |= 0
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
-
-const randomVectors = (n: number, dim: number, seed: number): Array<Float32Array> => {
-  const next = prng(seed)
-  return Array.from({ length: n }, () => Float32Array.from({ length: dim }, () => next() * 2 - 1))
-}
+import { cosine, randomVectors } from "./vectors.ts"
 
 const nonEmpty = <A>(rows: ReadonlyArray<A>): readonly [A, ...Array<A>] => {
   assert.isAbove(rows.length, 0)
   return rows as readonly [A, ...Array<A>]
 }
 
-const cosineDistance = (a: Float32Array, b: Float32Array): number => {
-  let dot = 0
-  let na = 0
-  let nb = 0
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!
-    na += a[i]! * a[i]!
-    nb += b[i]! * b[i]!
-  }
-  return 1 - dot / Math.sqrt(na * nb)
-}
+const cosineDistance = (a: Float32Array, b: Float32Array): number => 1 - cosine(a, b)
 
 Harness.forEachBackend("Database", (test, backend) => {
   test("reports its backend and applies the metadata migrations", () =>

@@ -3,6 +3,7 @@ import { Column, type Expr, type Store, Table } from "@tessera/core"
 import { Effect } from "effect"
 import { fillSlots, scanShape, vectorSlots } from "../src/internal/scanShape.ts"
 import { Harness } from "../src/testing/index.ts"
+import { cosine, randomVectors } from "./vectors.ts"
 
 const score = (vector: Float32Array): Expr.Node => ({
   _tag: "VectorScore",
@@ -93,31 +94,14 @@ describe("scanShape", () => {
   })
 })
 
-const cosine = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let dot = 0
-  let na = 0
-  let nb = 0
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!
-    na += a[i]! * a[i]!
-    nb += b[i]! * b[i]!
-  }
-  return dot / Math.sqrt(na * nb)
-}
-
 Harness.forEachBackend("Scans compiled once per shape", (test) => {
   const setUp = Effect.gen(function* () {
-    let seed = 11
-    const next = () => {
-      seed = (seed * 1103515245 + 12345) % 2147483648
-      return seed / 2147483648 - 0.5
-    }
     // Fewer rows than HNSW's search breadth (ef_search 40): the index's answers are exact.
-    const vectors = Array.from({ length: 30 }, () => Float32Array.from({ length: 8 }, next))
+    const vectors = randomVectors(30, 8, 11)
     const t = yield* Table.create("shapes", { id: Column.Int, tag: Column.String, v: Column.Vector(8) })
     yield* t.insert(vectors.map((v, id) => ({ id, tag: id % 2 === 0 ? "even" : "odd", v })))
     const indexed = yield* t.addEmbeddingIndex("v", { metric: "cosine", precision: "vector" })
-    const probes = Array.from({ length: 8 }, () => Float32Array.from({ length: 8 }, next))
+    const probes = randomVectors(8, 8, 12)
     const exactTop = (probe: Float32Array, keep: (id: number) => boolean = () => true) =>
       vectors
         .map((v, id) => ({ id, score: cosine(v, probe) }))

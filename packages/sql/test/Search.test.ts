@@ -2,6 +2,7 @@ import { assert } from "@effect/vitest"
 import { Column, Fn, Table } from "@tessera/core"
 import { Effect } from "effect"
 import { Harness } from "../src/testing/index.ts"
+import { randomVectors } from "./vectors.ts"
 
 let unique = 0
 
@@ -83,12 +84,7 @@ Harness.forEachBackend("Embedding indexes and similarity", (test) => {
   test("precomputed vectors: each metric finds the row's own vector first, matching an exact scan", () =>
     Effect.gen(function* () {
       const t = yield* Table.create("vecs", { id: Column.Int, v: Column.Vector(8) })
-      let seed = 3
-      const next = () => {
-        seed = (seed * 1103515245 + 12345) % 2147483648
-        return seed / 2147483648 - 0.5
-      }
-      const vectors = Array.from({ length: 200 }, () => Array.from({ length: 8 }, next))
+      const vectors = randomVectors(200, 8, 3).map((v) => Array.from(v))
       yield* t.insert(vectors.map((v, id) => ({ id, v })))
       for (const metric of ["cosine", "ip", "l2"] as const) {
         const indexed = yield* t.addEmbeddingIndex("v", { metric, precision: "vector", name: `v_${metric}` })
@@ -265,17 +261,12 @@ Harness.forEachBackend("Embedding indexes and similarity", (test) => {
 
   test("a filtered similarity query fills its limit when enough rows match (the index scan goes on past the filter)", () =>
     Effect.gen(function* () {
-      let seed = 5
-      const next = () => {
-        seed = (seed * 1103515245 + 12345) % 2147483648
-        return seed / 2147483648 - 0.5
-      }
-      const vectors = Array.from({ length: 3000 }, () => Float32Array.from({ length: 8 }, next))
+      const vectors = randomVectors(3000, 8, 5)
       const t = yield* Table.create("filtered", { id: Column.Int, tag: Column.String, v: Column.Vector(8) })
       // One row in 60 is rare: far fewer than HNSW's first 40 candidates are likely to be.
       yield* t.insert(vectors.map((v, id) => ({ id, tag: id % 60 === 0 ? "rare" : "common", v })))
       const indexed = yield* t.addEmbeddingIndex("v", { metric: "l2", precision: "vector" })
-      const probe = Float32Array.from({ length: 8 }, next)
+      const [probe] = randomVectors(1, 8, 6) as [Float32Array]
       const rows = yield* indexed
         .where((c) => c.tag.eq("rare"))
         .select((c) => ({ id: c.id, distance: c.v.similarity(probe) }))
