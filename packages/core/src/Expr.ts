@@ -346,31 +346,25 @@ export class ColumnRef<T> extends Expr<T> {
    * text index (`addTextIndex`) makes it fast. Evaluated by the database.
    */
   matches(query: Input<string>, options?: { readonly language?: string }): Expr<boolean> {
-    return new Expr(
-      {
-        _tag: "TextSearch",
-        id: this.id,
-        name: this.name,
-        mode: "match",
-        language: options?.language ?? "english",
-        query: toExpr(query, ColumnType.String).node
-      },
-      ColumnType.Bool
-    )
+    return this.textSearch("match", query, options?.language)
   }
 
   /** The full-text rank of the text for a query (higher is better; 0 when it does not match). */
   textRank(query: Input<string>, options?: { readonly language?: string }): Expr<number> {
+    return this.textSearch("rank", query, options?.language)
+  }
+
+  private textSearch(mode: "match" | "rank", query: Input<string>, language = "english"): Expr<any> {
     return new Expr(
       {
         _tag: "TextSearch",
         id: this.id,
         name: this.name,
-        mode: "rank",
-        language: options?.language ?? "english",
+        mode,
+        language,
         query: toExpr(query, ColumnType.String).node
       },
-      ColumnType.Float
+      mode === "match" ? ColumnType.Bool : ColumnType.Float
     )
   }
 

@@ -19,13 +19,10 @@ import type * as Column from "./Column.ts"
 import type * as ColumnType from "./ColumnType.ts"
 import * as Expr from "./Expr.ts"
 import type * as Media from "./Media.ts"
+import * as Params from "./internal/params.ts"
 import type * as Pool from "./Pool.ts"
 
-export interface Param {
-  readonly name: string
-  readonly type: ColumnType.ColumnType
-  readonly nullable: boolean
-}
+export type Param = Params.Param
 
 /** Raised (as a cell error) when a plain function throws. */
 export class FunctionError extends Schema.TaggedError<FunctionError>()("FunctionError", {
@@ -137,15 +134,11 @@ const build = <P extends ParamSpecs, C extends Column.Any>(
   if (!NAME_RE.test(options.name)) {
     throw new Error(`Invalid function name ${JSON.stringify(options.name)}`)
   }
-  const paramNames = Object.keys(options.params)
+  const params = Params.declare(options.params)
   const definition: Definition = {
     name: options.name,
     version: options.version ?? 1,
-    params: paramNames.map((name) => ({
-      name,
-      type: options.params[name]!.type,
-      nullable: options.params[name]!.nullable
-    })),
+    params,
     returns: options.returns.type,
     deterministic: options.deterministic ?? true,
     concurrency: Math.max(1, options.concurrency ?? (kind === "batched" ? 1 : 8)),
@@ -160,29 +153,21 @@ const build = <P extends ParamSpecs, C extends Column.Any>(
     estimateTokens:
       options.estimateTokens === undefined
         ? undefined
-        : (rows) => options.estimateTokens!(rows.map((row) => argsObject(paramNames, row)))
+        : (rows) => options.estimateTokens!(rows.map((row) => Params.toObject(params, row)))
   }
   register(definition)
-  const call = (args: CallArgs<P>): Expr.Of<Column.ValueOf<C>> => {
-    const nodes = definition.params.map((param) => {
-      if (!(param.name in args) && !param.nullable) {
-        throw new Error(`${definition.name}: missing argument ${param.name}`)
-      }
-      const value = (args as Record<string, unknown>)[param.name]
-      return Expr.toExpr(value === undefined ? null : value, param.type).node
-    })
-    return new Expr.Expr(
-      { _tag: "Call", fn: definition.name, version: definition.version, args: nodes, type: definition.returns },
+  const call = (args: CallArgs<P>): Expr.Of<Column.ValueOf<C>> =>
+    new Expr.Expr(
+      {
+        _tag: "Call",
+        fn: definition.name,
+        version: definition.version,
+        args: Params.argNodes(definition.name, params, args),
+        type: definition.returns
+      },
       definition.returns
     ) as Expr.Of<Column.ValueOf<C>>
-  }
   return Object.assign(call, { definition })
-}
-
-const argsObject = (names: ReadonlyArray<string>, row: ReadonlyArray<unknown>): any => {
-  const out: Record<string, unknown> = {}
-  for (let i = 0; i < names.length; i++) out[names[i]!] = row[i]
-  return out
 }
 
 const toFunctionError = (name: string) => (cause: unknown) => {
@@ -194,10 +179,10 @@ const toFunctionError = (name: string) => (cause: unknown) => {
 export const make = <P extends ParamSpecs, C extends Column.Any>(
   options: CommonOptions<P, C, FunctionError> & { readonly run: (args: ArgsOf<P>) => ResultOf<C> }
 ): Fn<P, Column.ValueOf<C>> => {
-  const names = Object.keys(options.params)
+  const params = Params.declare(options.params)
   return build(options, "plain", 1, (rows) =>
     Effect.try({
-      try: () => rows.map((row) => options.run(argsObject(names, row))),
+      try: () => rows.map((row) => options.run(Params.toObject(params, row))),
       catch: toFunctionError(options.name)
     })
   )
@@ -209,8 +194,8 @@ export const effect = <P extends ParamSpecs, C extends Column.Any, E>(
     readonly run: (args: ArgsOf<P>) => Effect.Effect<ResultOf<C>, E, Pool.CurrentPool | never>
   }
 ): Fn<P, Column.ValueOf<C>> => {
-  const names = Object.keys(options.params)
-  return build(options, "effect", 1, (rows) => Effect.forEach(rows, (row) => options.run(argsObject(names, row))))
+  const params = Params.declare(options.params)
+  return build(options, "effect", 1, (rows) => Effect.forEach(rows, (row) => options.run(Params.toObject(params, row))))
 }
 
 /**
@@ -240,9 +225,9 @@ export const batched = <P extends ParamSpecs, C extends Column.Any, E>(
     ) => Effect.Effect<ReadonlyArray<ResultOf<C> | RowFailure>, E, Pool.CurrentPool | never>
   }
 ): Fn<P, Column.ValueOf<C>> => {
-  const names = Object.keys(options.params)
+  const params = Params.declare(options.params)
   return build(options, "batched", options.batchSize, (rows) =>
-    options.run(rows.map((row) => argsObject(names, row))).pipe(
+    options.run(rows.map((row) => Params.toObject(params, row))).pipe(
       Effect.flatMap((results) =>
         results.length === rows.length
           ? Effect.succeed(results)

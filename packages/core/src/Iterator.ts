@@ -10,24 +10,17 @@
  */
 import { type Effect, Stream } from "effect"
 import type * as Column from "./Column.ts"
-import type * as ColumnType from "./ColumnType.ts"
-import * as Expr from "./Expr.ts"
+import type * as Expr from "./Expr.ts"
+import * as Params from "./internal/params.ts"
 import type * as Media from "./Media.ts"
 
-export interface Output {
-  readonly name: string
-  readonly type: ColumnType.ColumnType
-  readonly nullable: boolean
-}
+/** An output column of an iterator's components. */
+export type Output = Params.Param
 
 export interface Definition {
   readonly name: string
   readonly version: number
-  readonly params: ReadonlyArray<{
-    readonly name: string
-    readonly type: ColumnType.ColumnType
-    readonly nullable: boolean
-  }>
+  readonly params: ReadonlyArray<Params.Param>
   readonly outputs: ReadonlyArray<Output>
   /** The components of one base row, in order. */
   readonly run: (args: ReadonlyArray<unknown>) => Stream.Stream<Record<string, unknown>, unknown>
@@ -76,27 +69,16 @@ export const make = <P extends ParamSpecs, O extends Record<string, Column.Any>>
   /** Checks the arguments that are constants of the view (the others are `undefined`). */
   readonly check?: ((args: Partial<ArgsOf<P>>) => Effect.Effect<void, unknown>) | undefined
 }): ((args: CallArgs<P>) => Call<O>) & { readonly definition: Definition } => {
-  const names = Object.keys(options.params)
-  const toObject = (args: ReadonlyArray<unknown>) => {
-    const object: Record<string, unknown> = {}
-    names.forEach((name, i) => {
-      object[name] = args[i]
-    })
-    return object
-  }
+  const params = Params.declare(options.params)
   const check = options.check
   const definition: Definition = {
     name: options.name,
     version: options.version ?? 1,
-    params: names.map((name) => ({
-      name,
-      type: options.params[name]!.type,
-      nullable: options.params[name]!.nullable
-    })),
-    outputs: Object.entries(options.outputs).map(([name, c]) => ({ name, type: c.type, nullable: c.nullable })),
-    ...(check === undefined ? {} : { check: (args) => check(toObject(args) as Partial<ArgsOf<P>>) }),
+    params,
+    outputs: Params.declare(options.outputs),
+    ...(check === undefined ? {} : { check: (args) => check(Params.toObject(params, args)) }),
     run: (args) => {
-      const out = options.run(toObject(args) as ArgsOf<P>)
+      const out = options.run(Params.toObject(params, args))
       return (Stream.isStream(out) ? out : Stream.fromIterableEffect(out)) as Stream.Stream<
         Record<string, unknown>,
         unknown
@@ -108,10 +90,7 @@ export const make = <P extends ParamSpecs, O extends Record<string, Column.Any>>
     _tag: "IteratorCall",
     fn: definition.name,
     version: definition.version,
-    args: definition.params.map((p) => {
-      const value = (args as Record<string, unknown>)[p.name]
-      return Expr.toExpr(value === undefined ? null : value, p.type).node
-    }),
+    args: Params.argNodes(definition.name, params, args),
     "~outputs": undefined as unknown as O
   })
   return Object.assign(call, { definition })
