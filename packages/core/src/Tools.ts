@@ -395,8 +395,9 @@ const runCall = (byName: ReadonlyMap<string, Tool>, call: ToolCall): Effect.Effe
  * Runs the tools a model chose: `Tools.invoke(tools)({ response: t.c.answer })`
  * over an answer of a provider function called with the same `tools`
  * computes `{ <tool name>: [result, ...] }` (one result per call, in order),
- * or null when the model called no tool. A call to an unknown tool, with
- * invalid arguments, or that fails, fails the cell with a `ToolError`.
+ * or null when the model called no tool. The calls run at once (each within
+ * its function's limits). A call to an unknown tool, with invalid arguments,
+ * or that fails, fails the cell with a `ToolError`.
  */
 export const invoke = (
   tools: Tools,
@@ -417,11 +418,15 @@ export const invoke = (
           new ToolError({ reason: "InvalidResponse", tool: "", message: `not a model answer: ${error.message}` })
       )
       if (answer.toolCalls.length === 0) return null
+      // The calls are independent: they run at once, each within its function's own
+      // concurrency and rate limits; the first failure interrupts the others.
+      const outcomes = yield* Effect.forEach(answer.toolCalls, (call) => runCall(byName, call), {
+        concurrency: "unbounded"
+      })
       const results: Record<string, Array<Schema.Json>> = {}
-      for (const call of answer.toolCalls) {
-        const result = yield* runCall(byName, call)
-        results[call.name] = [...(results[call.name] ?? []), result]
-      }
+      answer.toolCalls.forEach((call, i) => {
+        results[call.name] = [...(results[call.name] ?? []), outcomes[i]!]
+      })
       return results
     })
   })

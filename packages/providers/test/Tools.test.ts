@@ -108,6 +108,36 @@ describe("Tools", () => {
     })
   )
 
+  it.live("invoke runs an answer's calls at once, its results in the calls' order", () =>
+    Effect.gen(function* () {
+      let started = 0
+      let inFlight = 0
+      let most = 0
+      // Each call waits (up to 2 s) until all three have started, then the first call finishes last.
+      const slow = Fn.effect({
+        name: `test.tools.slow.${process.pid}`,
+        params: { n: Column.Int },
+        returns: Column.Int,
+        deterministic: false,
+        run: ({ n }) =>
+          Effect.gen(function* () {
+            started++
+            inFlight++
+            most = Math.max(most, inFlight)
+            for (let waited = 0; started < 3 && waited < 2000; waited += 5) yield* Effect.sleep("5 millis")
+            yield* Effect.sleep(n === 1 ? "60 millis" : "10 millis")
+            inFlight--
+            return n * 10
+          })
+      })
+      const invoke = Tools.invoke(Tools.make(Tools.fn(slow, { name: "slow" })))
+      const calls = [1, 2, 3].map((n) => ({ id: String(n), name: "slow", arguments: { n } }))
+      const results = yield* invokeOne(invoke, [{ content: null, toolCalls: calls }])
+      assert.deepStrictEqual(results, { slow: [10, 20, 30] })
+      assert.strictEqual(most, 3, "the three calls were in flight together")
+    })
+  )
+
   it.effect("a saved query called outside the engine fails NoStore; tool names are checked", () =>
     Effect.gen(function* () {
       const tools = Tools.make(
