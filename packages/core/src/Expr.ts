@@ -59,6 +59,8 @@ export type Node =
       /** The query's modality; by default a text for a string, unless the index embeds images only. */
       readonly modality?: Modality | undefined
       readonly query: Node
+      /** The HNSW search breadth (`hnsw.ef_search`) for a query ordered by this similarity. */
+      readonly efSearch?: number | undefined
     }
   | {
       /** The vectors an embedding index of column `id` stores (resolved before evaluation). */
@@ -84,6 +86,8 @@ export type Node =
       readonly metric: Metric
       readonly precision: Precision
       readonly vector: Float32Array
+      /** The HNSW search breadth (`hnsw.ef_search`) when a scan is ordered by this score. */
+      readonly efSearch?: number | undefined
     }
 
 /** Resolves a column id to its type (and tells whether it is computed). */
@@ -301,8 +305,20 @@ export class ColumnRef<T> extends Expr<T> {
    */
   similarity(
     query: string | Float32Array | ReadonlyArray<number> | Expr<unknown>,
-    options?: { readonly index?: string; readonly modality?: Modality }
+    options?: {
+      readonly index?: string
+      readonly modality?: Modality
+      /**
+       * How many candidates the HNSW index search keeps (`hnsw.ef_search`, pgvector's default 40)
+       * when the query is ordered by this similarity: more finds more of the true nearest rows, slower.
+       */
+      readonly efSearch?: number
+    }
   ): Expr<number> {
+    const efSearch = options?.efSearch
+    if (efSearch !== undefined && !(Number.isInteger(efSearch) && efSearch >= 1 && efSearch <= 1000)) {
+      throw new RangeError(`similarity: efSearch must be an integer from 1 to 1000 (got ${efSearch})`)
+    }
     // A vector is copied (the caller may reuse its array); `slice` copies a Float32Array in one step.
     const q = isExpr(query)
       ? query.node
@@ -320,7 +336,8 @@ export class ColumnRef<T> extends Expr<T> {
         name: this.name,
         index: options?.index,
         ...(options?.modality === undefined ? {} : { modality: options.modality }),
-        query: q
+        query: q,
+        ...(efSearch === undefined ? {} : { efSearch })
       },
       ColumnType.Float
     )

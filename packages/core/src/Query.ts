@@ -567,7 +567,8 @@ const scoreNode = (
     name: target.name,
     metric: index.metric,
     precision: index.precision,
-    vector: vector instanceof Float32Array ? vector : Float32Array.from(vector)
+    vector: vector instanceof Float32Array ? vector : Float32Array.from(vector),
+    ...(target.efSearch === undefined ? {} : { efSearch: target.efSearch })
   }
 }
 

@@ -1403,9 +1403,23 @@ export const make = Effect.gen(function* () {
     return { statement: sql.unsafe<Record<string, unknown>>(compiled.text, params), decode: compiled.decode }
   }
 
+  /** The HNSW search breadth a scan ordered by a vector score asks for, if any. */
+  const efSearchOf = (spec: Store.ScanSpec): number | undefined => {
+    const first = spec.orderBy[0]?.node
+    return first?._tag === "VectorScore" ? first.efSearch : undefined
+  }
+
   const scanAll: Store.Store["Service"]["scanAll"] = (table, spec) => {
     const { statement, decode } = prepareScan(table, spec)
-    return run(`reading ${table.path}`, statement).pipe(Effect.map((rows) => rows.map(decode)))
+    const efSearch = efSearchOf(spec)
+    // `hnsw.ef_search` for this query alone: set for its transaction only.
+    const rows =
+      efSearch === undefined
+        ? statement
+        : sql.withTransaction(
+            Effect.andThen(sql`SELECT set_config('hnsw.ef_search', ${String(Math.trunc(efSearch))}, true)`, statement)
+          )
+    return run(`reading ${table.path}`, rows).pipe(Effect.map((rows) => rows.map(decode)))
   }
 
   const scanPage: Store.Store["Service"]["scanPage"] = (table, spec, after, limit) =>
@@ -1414,6 +1428,8 @@ export const make = Effect.gen(function* () {
     )
 
   const scan: Store.Store["Service"]["scan"] = (table, spec) => {
+    // A nearest-rows scan with its own search breadth is a short one: read whole, in its transaction.
+    if (efSearchOf(spec) !== undefined) return Stream.fromIterableEffect(scanAll(table, spec))
     const { statement, decode } = prepareScan(table, spec)
     return statement.stream.pipe(Stream.map(decode)).pipe(Stream.mapError(storeError(`reading ${table.path}`)))
   }

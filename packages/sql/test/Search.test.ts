@@ -2,7 +2,7 @@ import { assert } from "@effect/vitest"
 import { Column, Fn, Table } from "@tessera/core"
 import { Effect } from "effect"
 import { Harness } from "../src/testing/index.ts"
-import { randomVectors } from "./vectors.ts"
+import { cosine, randomVectors } from "./vectors.ts"
 
 let unique = 0
 
@@ -282,5 +282,38 @@ Harness.forEachBackend("Embedding indexes and similarity", (test) => {
         rows.map((r) => r.id),
         exact.map((r) => r.id)
       )
+    }))
+
+  test("efSearch widens one query's HNSW search: recall against an exact scan rises", () =>
+    Effect.gen(function* () {
+      const vectors = randomVectors(2000, 64, 21)
+      const probes = randomVectors(20, 64, 22)
+      const t = yield* Table.create("breadth", { id: Column.Int, v: Column.Vector(64) })
+      yield* t.insert(vectors.map((v, id) => ({ id, v })))
+      const indexed = yield* t.addEmbeddingIndex("v", { metric: "cosine", precision: "vector" })
+      const recall = (efSearch: number) =>
+        Effect.gen(function* () {
+          let hits = 0
+          for (const probe of probes) {
+            const exact = vectors
+              .map((v, id) => ({ id, score: cosine(v, probe) }))
+              .sort((a, b) => b.score - a.score)
+              .slice(0, 10)
+              .map((r) => r.id)
+            const rows = yield* indexed
+              .select((c) => ({ id: c.id }))
+              .orderBy((c) => c.v.similarity(probe, { efSearch }), "desc")
+              .limit(10)
+              .collect()
+            assert.strictEqual(rows.length, 10)
+            hits += rows.filter((r) => exact.includes(r.id)).length
+          }
+          return hits / (probes.length * 10)
+        })
+      const narrow = yield* recall(4)
+      const wide = yield* recall(500)
+      assert.isAtLeast(wide, 0.97, `recall at efSearch 500: ${wide}`)
+      assert.isAbove(wide, narrow + 0.1, `recall at efSearch 4: ${narrow}, at 500: ${wide}`)
+      assert.throws(() => t.c.v.similarity(probes[0]!, { efSearch: 0 }), /efSearch must be an integer from 1 to 1000/)
     }))
 })
