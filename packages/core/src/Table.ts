@@ -1090,7 +1090,7 @@ const writeRows = Effect.fnUntraced(function* (
           ))
         )
       }
-      yield* maintainViews(store, meta, rowids)
+      yield* maintainViews(store, meta, rowids, options.onError)
       return version
     })
   )
@@ -1132,13 +1132,15 @@ const deleteRowids = (
 export const maintainViews = (
   store: Store["Service"],
   base: Catalog.TableMeta,
-  rowids: ReadonlyArray<number>
+  rowids: ReadonlyArray<number>,
+  /** The base write's: with `"record"`, the views record their cells' errors as the base did. */
+  onError?: Catalog.OnError | undefined
 ): Effect.Effect<void, WriteFailure, Store> =>
   Effect.gen(function* () {
     if (rowids.length === 0) return
     for (const view of yield* store.dependentsOf(base)) {
       if (view.view === undefined || view.view.snapshot) continue
-      yield* syncView(store, base, view, rowids)
+      yield* syncView(store, base, view, rowids, onError)
     }
   })
 
@@ -1147,7 +1149,9 @@ const syncView = Effect.fnUntraced(function* (
   store: Store["Service"],
   base: Catalog.TableMeta,
   view: Catalog.TableMeta,
-  rowids: ReadonlyArray<number> | undefined
+  rowids: ReadonlyArray<number> | undefined,
+  /** The base write's: `"record"` records the errors of the view's computed cells too. */
+  onError?: Catalog.OnError | undefined
 ): Effect.fn.Return<void, WriteFailure, Store> {
   const definition = view.view!
   const baseNow = yield* store.getTable(base.path)
@@ -1157,53 +1161,76 @@ const syncView = Effect.fnUntraced(function* (
     ...(definition.iterator === undefined ? [] : [Iterator.POSITION, ...definition.iterator.outputs])
   ]
   const outputs = names.map((name) => view.columns.find((c) => c.name === name)!)
+  // Copies of media values are read with their cells: an error recorded in the base is recorded in the view.
   const all = yield* store.scanAll(view, {
     where: [],
-    outputs: outputs.map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
+    outputs: outputs.filter((c) => !Catalog.hasCell(c)).map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
     orderBy: [],
     withRowid: true,
     withBaseRowid: true,
+    cells: outputs.filter(Catalog.hasCell).map((c) => c.id),
     ...(rowids === undefined ? {} : { baseRowids: rowids })
   })
-  const current = new Map<number, Array<Record<string, unknown>>>()
+  const current = new Map<number, Array<{ rowid: number; values: Compute.WorkRow }>>()
   for (const row of all) {
     const list = current.get(row.$baseRowid as number) ?? []
-    list.push(row)
+    list.push({ rowid: row.$rowid as number, values: Stage.workRow(view, row) })
     current.set(row.$baseRowid as number, list)
   }
-  const inserts: Array<{ baseRowid: number; values: Map<number, unknown> }> = []
-  const updates = new Map<number, Map<number, unknown>>()
+  // A view column without a cell has nowhere to keep an error: its value (null) is copied alone.
+  const wantedRow = (component: ViewRow): Compute.WorkRow => {
+    const values = new Map<number, unknown>()
+    const errors = new Map<number, CellError>()
+    for (const [i, c] of outputs.entries()) {
+      const error = Catalog.hasCell(c) ? component.errors[i] : undefined
+      values.set(c.id, error === undefined ? (component.values[i] ?? null) : null)
+      if (error !== undefined) errors.set(c.id, error)
+    }
+    return { values, errors }
+  }
+  const sameCell = (a: Compute.WorkRow, b: Compute.WorkRow, id: number) => {
+    const ea = a.errors.get(id)
+    const eb = b.errors.get(id)
+    return sameValue(a.values.get(id), b.values.get(id)) && ea?.type === eb?.type && ea?.message === eb?.message
+  }
+  const differs = (a: Compute.WorkRow, b: Compute.WorkRow) => outputs.some((c) => !sameCell(a, b, c.id))
+  const inserts: Array<{ baseRowid: number; row: Compute.WorkRow }> = []
+  const updates = new Map<number, { before: Compute.WorkRow; after: Compute.WorkRow }>()
   const deletes: Array<number> = []
-  const differs = (row: Record<string, unknown>, values: ReadonlyArray<unknown>) =>
-    outputs.some((c, i) => !sameValue(row[`$c${c.id}`], values[i]))
   for (const [baseRowid, components] of wanted) {
     const rows = current.get(baseRowid) ?? []
-    const mapped = components.map((values) => new Map(outputs.map((c, i) => [c.id, values[i]])))
+    const mapped = components.map(wantedRow)
     if (rows.length === 0) {
-      for (const values of mapped) inserts.push({ baseRowid, values })
+      for (const row of mapped) inserts.push({ baseRowid, row })
     } else if (definition.iterator === undefined) {
-      if (differs(rows[0]!, components[0]!)) updates.set(rows[0]!.$rowid as number, mapped[0]!)
-    } else if (rows.length !== components.length || rows.some((row, i) => differs(row, components[i]!))) {
+      if (differs(rows[0]!.values, mapped[0]!))
+        updates.set(rows[0]!.rowid, { before: rows[0]!.values, after: mapped[0]! })
+    } else if (rows.length !== mapped.length || rows.some((row, i) => differs(row.values, mapped[i]!))) {
       // A base row whose components changed gets new components.
-      deletes.push(...rows.map((r) => r.$rowid as number))
-      for (const values of mapped) inserts.push({ baseRowid, values })
+      deletes.push(...rows.map((r) => r.rowid))
+      for (const row of mapped) inserts.push({ baseRowid, row })
     }
   }
   for (const [baseRowid, rows] of current) {
-    if (!wanted.has(baseRowid)) deletes.push(...rows.map((r) => r.$rowid as number))
+    if (!wanted.has(baseRowid)) deletes.push(...rows.map((r) => r.rowid))
   }
   if (updates.size > 0) {
     const changed = new Set<number>()
-    for (const [rowid, values] of updates) {
-      const row = all.find((r) => r.$rowid === rowid)!
-      for (const c of outputs) if (!sameValue(row[`$c${c.id}`], values.get(c.id))) changed.add(c.id)
+    for (const { before, after } of updates.values()) {
+      for (const c of outputs) if (!sameCell(before, after, c.id)) changed.add(c.id)
     }
     yield* rewrite(
       store,
       view,
       [...updates.keys()],
-      (rowid) =>
-        outputs.map((c) => ({ column: c, node: Expr.lit(updates.get(rowid)!.get(c.id) ?? null, c.type).node })),
+      (rowid) => {
+        const { after } = updates.get(rowid)!
+        return outputs.map((c) => ({
+          column: c,
+          node: Expr.lit(after.values.get(c.id) ?? null, c.type).node,
+          error: after.errors.get(c.id)
+        }))
+      },
       Catalog.dependents(view, changed)
     )
   }
@@ -1212,8 +1239,8 @@ const syncView = Effect.fnUntraced(function* (
     yield* writeRows(
       store,
       yield* store.getTable(view.path),
-      inserts.map((i) => ({ values: i.values, errors: new Map() })),
-      { wait: true, baseRowids: inserts.map((i) => i.baseRowid) }
+      inserts.map((i) => i.row),
+      { wait: true, baseRowids: inserts.map((i) => i.baseRowid), onError }
     )
   }
 })
@@ -1225,11 +1252,26 @@ const sameValue = (a: unknown, b: unknown): boolean => {
   return JSON.stringify(ResultCache.encodeValue(a)) === JSON.stringify(ResultCache.encodeValue(b))
 }
 
+/** An error recorded in a cell: a failed computed cell, or a media value that failed its check. */
+type CellError = { readonly type: string; readonly message: string }
+
+/**
+ * A view row as its base row gives it: the values of the view's columns
+ * (outputs, then for an iterator view `pos` and the iterator's columns), and
+ * the errors of the outputs whose cells failed in the base (their value null).
+ */
+interface ViewRow {
+  readonly values: ReadonlyArray<unknown>
+  readonly errors: ReadonlyArray<CellError | undefined>
+}
+
+const cellError = (cell: Cell | undefined): CellError | undefined =>
+  cell?.state === "error" ? { type: cell.errorType ?? "Error", message: cell.errorMessage ?? "" } : undefined
+
 /**
  * The view rows the base rows `rowids` (all live base rows when undefined)
- * should give: base row id -> the values of the view's columns, one list per
- * view row (several for an iterator view: outputs, then `pos`, then the
- * iterator's columns).
+ * should give: base row id -> one `ViewRow` per view row (several for an
+ * iterator view).
  */
 const viewRowsOf = Effect.fnUntraced(function* (
   store: Store["Service"],
@@ -1246,10 +1288,13 @@ const viewRowsOf = Effect.fnUntraced(function* (
   const inputs = base.columns.filter((c) => reads.has(c.id))
   const raws = yield* store.scanAll(base, {
     where: [],
-    outputs: inputs.filter((c) => c.computed === undefined).map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
+    outputs: inputs
+      .filter((c) => c.computed === undefined && !Catalog.hasCell(c))
+      .map((c) => ({ key: `$c${c.id}`, node: columnNode(c) })),
     orderBy: [],
     withRowid: true,
-    cells: inputs.filter((c) => c.computed?.stored).map((c) => c.id),
+    // Cells carry their errors (a media value that failed its check too): the view's copies get them.
+    cells: inputs.filter(Catalog.hasCell).map((c) => c.id),
     ...(rowids === undefined ? {} : { rowids })
   })
   const work = raws.map((r) => Stage.workRow(base, r))
@@ -1274,12 +1319,13 @@ const viewRowsOf = Effect.fnUntraced(function* (
       message: `the iterator ${call.fn}@${call.version} of a view of ${base.path} is not defined in this process`
     })
   }
-  const out = new Map<number, ReadonlyArray<ReadonlyArray<unknown>>>()
+  const out = new Map<number, ReadonlyArray<ViewRow>>()
   for (const [i, raw] of raws.entries()) {
     if (!keep[i]) continue
     const projected = values.map((cells) => cells[i]!.value ?? null)
+    const errors = values.map((cells) => cellError(cells[i]))
     if (iterator === undefined) {
-      out.set(raw.$rowid as number, [projected])
+      out.set(raw.$rowid as number, [{ values: projected, errors }])
       continue
     }
     const argValues = args.map((cells) => cells[i]!.value ?? null)
@@ -1302,7 +1348,10 @@ const viewRowsOf = Effect.fnUntraced(function* (
     )
     out.set(
       raw.$rowid as number,
-      components.map((component, pos) => [...projected, pos, ...iterator.outputs.map((o) => component[o.name] ?? null)])
+      components.map((component, pos) => ({
+        values: [...projected, pos, ...iterator.outputs.map((o) => component[o.name] ?? null)],
+        errors
+      }))
     )
   }
   return out
@@ -1612,7 +1661,12 @@ const backfill = Effect.fnUntraced(function* (
  * Rewrites the live rows matching `condition` as a new version: applies the
  * assignments, recomputes `recompute`, keeps every other cell as it was.
  */
-type Assignments = ReadonlyArray<{ readonly column: Catalog.ColumnMeta; readonly node: Expr.Node }>
+type Assignments = ReadonlyArray<{
+  readonly column: Catalog.ColumnMeta
+  readonly node: Expr.Node
+  /** A view's copy of a base cell that failed: stored as null with this error (`node` is not used). */
+  readonly error?: CellError | undefined
+}>
 
 const rewrite = Effect.fnUntraced(function* (
   store: Store["Service"],
@@ -1646,6 +1700,11 @@ const rewrite = Effect.fnUntraced(function* (
     for (const [i, row] of work.entries()) {
       const before = new Map(row.values)
       for (const a of assignmentsOf(raws[i]!.$rowid as number)) {
+        if (a.error !== undefined) {
+          row.values.set(a.column.id, null)
+          row.errors.set(a.column.id, a.error)
+          continue
+        }
         const env: Evaluate.Env = {
           column: (id) => before.get(id) ?? null,
           error: () => null,
