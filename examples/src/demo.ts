@@ -11,7 +11,7 @@
  * 4. makes thumbnails of generated images and a frames view of a generated
  *    video (media go to the content-addressed store under the home);
  * 5. indexes captions and images with local embedding models (offline, no
- *    key), answers a text query, an image query and a hybrid (keyword +
+ *    key), answers a text query (also filtered), an image query and a hybrid (keyword +
  *    meaning) query; with OPENAI_API_KEY set it also adds an LLM column.
  *
  * Run it with `npm run demo`.
@@ -246,6 +246,18 @@ const search = Effect.gen(function* () {
     .collect()
   yield* Console.log(`Captions closest to "${textQuery}":`)
   for (const r of byText) yield* Console.log(`  ${r.name.padEnd(8)} ${r.score.toFixed(3)}  ${r.caption}`)
+
+  // A filter combines with similarity: the index scan goes on until the limit is filled.
+  // `efSearch` widens this query's HNSW search (pgvector's default is 40 candidates).
+  const others = yield* indexed
+    .where((c) => c.name.ne(byText[0]!.name))
+    .select((c) => ({ name: c.name, score: c.caption.similarity(textQuery, { efSearch: 100 }) }))
+    .orderBy("score", "desc")
+    .limit(2)
+    .collect()
+  yield* Console.log(
+    `Without the ${byText[0]!.name}, the closest are: ${others.map((r) => `${r.name} ${r.score.toFixed(3)}`).join(", ")}`
+  )
 
   // An image query: a small copy of the stripes, which is in no row.
   const probe = NodePath.join(dir, "stripes-small.png")

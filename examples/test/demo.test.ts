@@ -40,6 +40,11 @@ describe("examples", () => {
             )
             assert.isAbove(Number(captions[0]![2]), Number(captions[1]![2]))
             assert.match(out, /Images closest to stripes-small\.png: stripes \d\.\d{3}, \w+ \d\.\d{3}/)
+            // Filtered, the limit is still filled, and the next closest comes first.
+            const others = out.match(/^Without the checkers, the closest are: (\w+) \d\.\d{3}, (\w+) \d\.\d{3}$/m)
+            assert.isNotNull(others)
+            assert.strictEqual(others![1], "circle")
+            assert.notInclude([others![1], others![2]], "checkers")
             assert.include(out, 'Hybrid search (keyword "sea" + meaning "a toy to play with"): ')
             const hybrid = out.match(/Hybrid search .*: (.*)$/m)![1]!.split(", ")
             assert.sameMembers(hybrid, ["sunset", "circle"])
