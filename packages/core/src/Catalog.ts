@@ -40,6 +40,8 @@ export interface ColumnMeta {
   readonly type: ColumnType.ColumnType
   readonly nullable: boolean
   readonly computed?: Computed | undefined
+  /** A data column that keeps cells (state and error) whatever its type: a view's copy of a base value. */
+  readonly cells?: boolean | undefined
   readonly addedIn: number
 }
 
@@ -233,7 +235,9 @@ export const columnState = (column: ColumnMeta): ColumnState =>
 export const hasCell = (column: {
   readonly type: ColumnType.ColumnType
   readonly computed?: Computed | undefined
-}): boolean => (column.computed === undefined ? ColumnType.isMedia(column.type) : column.computed.stored)
+  readonly cells?: boolean | undefined
+}): boolean =>
+  column.computed === undefined ? column.cells === true || ColumnType.isMedia(column.type) : column.computed.stored
 
 /** The ids of the columns that `column` reads, directly. */
 export const dependencies = (column: ColumnMeta): ReadonlySet<number> =>

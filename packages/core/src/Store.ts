@@ -34,6 +34,8 @@ export interface NewColumn {
   readonly type: ColumnType.ColumnType
   readonly nullable: boolean
   readonly computed?: Catalog.Computed | undefined
+  /** A data column that keeps cells whatever its type (see `Catalog.ColumnMeta.cells`). */
+  readonly cells?: boolean | undefined
 }
 
 export interface ScanSpec {

@@ -1188,7 +1188,10 @@ const makeView = <S extends Column.Specs, R>(
       columns.push({
         name: output.key,
         type: Expr.typeOf(node, types),
-        nullable: column === undefined || column.nullable || column.computed !== undefined
+        nullable: column === undefined || column.nullable || column.computed !== undefined,
+        // A copy keeps the base's cell errors (a failed computed cell, a media value that failed its check,
+        // an expression that fails on the row), so the view's own columns over it get the same error.
+        cells: true
       })
     }
     const call = options?.iterator

@@ -126,6 +126,7 @@ interface ColumnRow {
   readonly definition: {
     readonly type: ColumnType.ColumnType
     readonly nullable: boolean
+    readonly cells?: boolean | undefined
     readonly computed?: {
       readonly expr: unknown
       readonly onError: Catalog.OnError
@@ -450,6 +451,7 @@ export const make = Effect.gen(function* () {
           name: names.get(c.column_id)!,
           type: c.definition.type,
           nullable: c.definition.nullable,
+          ...(c.definition.cells === true ? { cells: true } : {}),
           addedIn: c.added_in,
           computed:
             c.definition.computed === undefined
@@ -578,6 +580,7 @@ export const make = Effect.gen(function* () {
   const columnDefinition = (column: Store.NewColumn) => ({
     type: column.type,
     nullable: column.nullable,
+    ...(column.cells === true ? { cells: true } : {}),
     ...(column.computed === undefined
       ? {}
       : {

@@ -294,4 +294,59 @@ Harness.forEachBackend("Views and snapshots", (test) => {
       assert.strictEqual(yield* loud.count(), 5)
       assert.deepStrictEqual([...new Set((yield* loud.collect()).map((r) => r.id))].sort(), [2, 3])
     }))
+
+  test("a view's copies keep the base's cell errors: a failed computed cell, and an output expression that fails", () =>
+    Effect.gen(function* () {
+      const base = yield* Table.create("ratios", { id: Column.Int, n: Column.Int, ten0: Column.Int })
+      yield* base.insert([
+        { id: 1, n: 2, ten0: 10 },
+        { id: 2, n: 0, ten0: 10 }
+      ])
+      const ten = yield* base.addComputedColumn("ten", base.c.ten0.div(base.c.n), { onError: "record" })
+      const view = yield* Table.createView(
+        "ratios_view",
+        ten.select((c) => ({ id: c.id, ten: c.ten, eleven: c.ten.plus(1) }))
+      )
+      const read = (t: typeof view) =>
+        t
+          .select((c) => ({
+            id: c.id,
+            ten: c.ten,
+            tenError: c.ten.errorType,
+            eleven: c.eleven,
+            elevenError: c.eleven.errorType
+          }))
+          .orderBy("id")
+          .collect()
+      assert.deepStrictEqual(yield* read(view), [
+        { id: 1, ten: 5, tenError: null, eleven: 6, elevenError: null },
+        { id: 2, ten: null, tenError: "DivisionByZero", eleven: null, elevenError: "DivisionByZero" }
+      ])
+      // The view's own computed column over the copy gets the same error, as on the base.
+      const twice = yield* view.addComputedColumn("twice", view.c.ten.times(2), { onError: "record" })
+      assert.deepStrictEqual(
+        yield* twice
+          .select((c) => ({ id: c.id, twice: c.twice, error: c.twice.errorType }))
+          .orderBy("id")
+          .collect(),
+        [
+          { id: 1, twice: 10, error: null },
+          { id: 2, twice: null, error: "DivisionByZero" }
+        ]
+      )
+      // Later rows follow, and fixing the base value clears the error in the view.
+      yield* ten.insert([{ id: 3, n: 0, ten0: 10 }], { onError: "record" })
+      yield* ten.update({ n: 5 }, (c) => c.id.eq(2))
+      assert.deepStrictEqual(
+        yield* twice
+          .select((c) => ({ id: c.id, twice: c.twice, error: c.twice.errorType }))
+          .orderBy("id")
+          .collect(),
+        [
+          { id: 1, twice: 10, error: null },
+          { id: 2, twice: 4, error: null },
+          { id: 3, twice: null, error: "DivisionByZero" }
+        ]
+      )
+    }))
 })

@@ -755,6 +755,7 @@ export const rewrite = Effect.fnUntraced(function* (
           })
         }
         row.values.set(a.column.id, checked.success)
+        row.errors.delete(a.column.id)
       }
     }
     const indexOf = new Map(raws.map((raw, i) => [raw.$rowid as number, i]))
