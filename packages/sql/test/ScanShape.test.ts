@@ -65,10 +65,16 @@ describe("scanShape", () => {
     )
   })
 
-  it("does not keep scans of given rows or cells", () => {
+  it("does not keep scans of given rows, of cells, or with large literals", () => {
     const a = Float32Array.of(1, 2, 3)
     assert.isUndefined(scanShape({ ...spec(score(a), score(a)), rowids: [1, 2] }))
     assert.isUndefined(scanShape({ ...spec(score(a), score(a)), cells: [2] }))
+    const many: Expr.Node = {
+      _tag: "IsIn",
+      expr: idColumn,
+      values: Array.from({ length: 5000 }, (_, i) => literal(i))
+    }
+    assert.isUndefined(scanShape(spec(score(a), score(a), [many])), "large literals")
   })
 
   it("puts another scan's vectors in the compiled parameters' holes", () => {

@@ -15,6 +15,8 @@ export interface ScanShape {
   readonly holes: ReadonlyMap<Float32Array, number>
 }
 
+const MAX_KEY_LENGTH = 16_384
+
 const sameVector = (a: Float32Array, b: Float32Array) => {
   if (a === b) return true
   if (a.length !== b.length) return false
@@ -24,7 +26,8 @@ const sameVector = (a: Float32Array, b: Float32Array) => {
 
 /**
  * The shape of a scan, or undefined when it is not worth keeping (scans of
- * given rows, or of cells: the engine's own bookkeeping reads, each different).
+ * given rows, or of cells: the engine's own bookkeeping reads, each different;
+ * scans with large literals).
  */
 export const scanShape = (spec: Store.ScanSpec): ScanShape | undefined => {
   if (spec.rowids !== undefined || spec.baseRowids !== undefined || spec.cells !== undefined) return undefined
@@ -73,6 +76,8 @@ export const scanShape = (spec: Store.ScanSpec): ScanShape | undefined => {
   write(spec, undefined, "")
   // A hole whose vector is also a literal's array could not be told apart from it in the parameters.
   if (literalVectors?.some((l) => holes.has(l))) return undefined
+  // A scan with large literals (a long IN list, say) is not worth keeping.
+  if (key.length > MAX_KEY_LENGTH) return undefined
   return { key, vectors, holes }
 }
 
