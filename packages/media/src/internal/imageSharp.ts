@@ -37,6 +37,15 @@ export const toMediaError = (ref: string, cause: unknown): MediaError => {
 export const invalidArgument = (ref: string, message: string): MediaError =>
   new MediaError({ reason: "InvalidArgument", path: ref, message: `Invalid operation on ${ref}: ${message}` })
 
+/** An output format asked for (`null`: none), normalised (`jpg` is `jpeg`); `ref` names the image in errors. */
+export const checkFormat = (ref: string, format: string | null): Effect.Effect<OutputFormat | null, MediaError> => {
+  if (format === null) return Effect.succeed(null)
+  const normalized = format.toLowerCase() === "jpg" ? "jpeg" : format.toLowerCase()
+  return OUTPUT_FORMATS.includes(normalized as OutputFormat)
+    ? Effect.succeed(normalized as OutputFormat)
+    : Effect.fail(invalidArgument(ref, `unsupported output format ${JSON.stringify(format)}`))
+}
+
 /** Runs `run` on a sharp instance opened (EXIF orientation applied) on the local file of `ref`. */
 export const withImage = <A>(
   ref: string,
@@ -51,6 +60,16 @@ export const withImage = <A>(
       catch: (cause) => toMediaError(ref, cause)
     })
   })
+
+/** Width and height as displayed: after the EXIF orientation. */
+export const orientedSize = (m: {
+  readonly width: number
+  readonly height: number
+  readonly autoOrient?: { readonly width: number; readonly height: number } | undefined
+}): { readonly width: number; readonly height: number } => ({
+  width: m.autoOrient?.width ?? m.width,
+  height: m.autoOrient?.height ?? m.height
+})
 
 /** The file extension of a sharp format name. */
 export const extensionOf = (format: string): string => (format === "jpeg" ? "jpg" : format === "heif" ? "heic" : format)
