@@ -10,6 +10,7 @@ import sharp from "sharp"
 import { afterAll, beforeAll } from "vitest"
 import * as Image from "../src/Image.ts"
 import * as MediaStore from "../src/MediaStore.ts"
+import { added, filesIn } from "./files.ts"
 
 // Fixtures: lossless images of several layouts (RGB, RGBA with varying alpha, grey, grey with alpha),
 // a JPEG, a file that is not an image and a path that does not exist.
@@ -88,18 +89,6 @@ const pixels = (path: string) =>
       )
     return { width: m.width, height: m.height, channels: m.channels, format: m.format, data: Buffer.concat(channels) }
   })
-
-/** Every file under a directory (none when it does not exist). */
-const filesIn = (root: string): ReadonlySet<string> => {
-  if (!NodeFs.existsSync(root)) return new Set()
-  return new Set(
-    (NodeFs.readdirSync(root, { recursive: true, withFileTypes: true }) as Array<NodeFs.Dirent>)
-      .filter((d) => d.isFile() && !d.name.endsWith(".tmp"))
-      .map((d) => NodePath.join(d.parentPath, d.name))
-  )
-}
-
-const added = (before: ReadonlySet<string>, after: ReadonlySet<string>) => [...after].filter((f) => !before.has(f))
 
 /** A step as the transform functions take it: `[function, arguments but the image]`. */
 type Applied = readonly [Fn.Fn<any, any>, Record<string, unknown>]

@@ -11,6 +11,7 @@ import sharp from "sharp"
 import { afterAll, beforeAll } from "vitest"
 import { Image, MediaStore } from "../src/index.ts"
 import { generateLong, generator } from "./fixtures/ffmpegFixtures.ts"
+import { added, filesIn } from "./files.ts"
 
 // Fixtures: three small images, a corrupt one, a missing path, a text file, a
 // one-second video and a one-second WAV.
@@ -43,18 +44,6 @@ beforeAll(async () => {
 })
 
 afterAll(() => NodeFs.rmSync(dir, { recursive: true, force: true }))
-
-/** Every file under a directory (none when it does not exist). */
-const filesIn = (root: string): ReadonlySet<string> => {
-  if (!NodeFs.existsSync(root)) return new Set()
-  return new Set(
-    (NodeFs.readdirSync(root, { recursive: true, withFileTypes: true }) as Array<NodeFs.Dirent>)
-      .filter((d) => d.isFile() && !d.name.endsWith(".tmp"))
-      .map((d) => NodePath.join(d.parentPath, d.name))
-  )
-}
-
-const added = (before: ReadonlySet<string>, after: ReadonlySet<string>) => [...after].filter((f) => !before.has(f))
 
 /** The typed failure of an effect that must fail. */
 const failureOf = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
