@@ -136,7 +136,8 @@ export const imageEmbedding = (options?: CommonOptions): ImageFn => {
         Effect.forEach(rows, (row) => Effect.result(localImagePath(row.image))),
         (paths) => {
           const found = paths.flatMap((p) => (Result.isSuccess(p) ? [p.success] : []))
-          return Effect.map(embedRows(model, found), (vectors) => {
+          const embedded = found.length === 0 ? Effect.succeed([]) : embedRows(model, found)
+          return Effect.map(embedded, (vectors: ReadonlyArray<Float32Array | Fn.RowFailure>) => {
             let next = 0
             return paths.map((p) => (Result.isSuccess(p) ? vectors[next++]! : Fn.failRow(p.failure)))
           })

@@ -127,6 +127,14 @@ describe("LocalModels.imageEmbedding", () => {
         assert.strictEqual(corrupt.reason, "InvalidInput")
         assert.strictEqual(corrupt.path, file("not-an-image.png"))
         assert.include(corrupt.message, `Cannot decode image ${file("not-an-image.png")}`)
+        // A batch of missing images only: each row fails alone, and no model runs.
+        const none = yield* embed.definition
+          .invoke([[file("gone-1.png")], [file("gone-2.png")]])
+          .pipe(Effect.provideService(Pool.CurrentPool, testPool))
+        assert.deepStrictEqual(
+          none.map((r) => ((r as Fn.RowFailure).error as ModelError.ModelError).reason),
+          ["InputNotFound", "InputNotFound"]
+        )
       })
   )
 

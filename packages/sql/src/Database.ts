@@ -176,7 +176,6 @@ const finishOpen = Effect.fnUntraced(function* (options: {
   })
 })
 
-/** Opens (creating if needed) the embedded PGlite database under `home`. */
 /**
  * How an HNSW index scan with a filter goes on (pgvector 0.8): past its first
  * `hnsw.ef_search` candidates until the query's limit is filled (or
@@ -185,6 +184,7 @@ const finishOpen = Effect.fnUntraced(function* (options: {
  */
 const ITERATIVE_SCAN = "strict_order"
 
+/** Opens (creating if needed) the embedded PGlite database under `home`. */
 export const makeEmbedded = Effect.fnUntraced(function* (
   options: EmbeddedOptions
 ): Effect.fn.Return<
