@@ -220,49 +220,70 @@ export const evaluateRows = Effect.fnUntraced(function* (
     for (let i = 0; i < pending.length; i += definition.batchSize) {
       batches.push(pending.slice(i, i + definition.batchSize))
     }
-    yield* Effect.forEach(
-      batches,
-      (batch) => {
-        let attempts = 0
-        // Each attempt holds one of the function's permits and passes the pool's pacing;
-        // retry delays happen outside both.
-        const once = Effect.suspend(() => {
-          attempts++
-          return definition.invoke(batch.map((p) => p.args))
-        }).pipe(
-          (attempt) => pool.request(attempt, { tokens: definition.estimateTokens?.(batch.map((p) => p.args)) ?? 0 }),
-          Semaphore.withPermit(permits),
-          Effect.provideService(Pool.CurrentPool, pool)
-        )
-        const attempt = definition.retry === undefined ? once : Effect.retry(once, definition.retry)
-        return Effect.exit(attempt).pipe(
-          Effect.flatMap((exit) => {
-            if (Exit.isSuccess(exit)) {
-              const results = exit.value
-              const computed: Array<{ readonly key: string; readonly value: unknown }> = []
-              batch.forEach((p, j) => {
-                const result = results[j]
-                if (result instanceof Fn.RowFailure) {
-                  outcomes[p.index] = { error: Fn.describeError(result.error), attempts }
-                  return
-                }
-                outcomes[p.index] = { value: result, attempts }
-                if (cached !== undefined)
-                  computed.push({ key: keyByIndex.get(p.index)!, value: ResultCache.encodeValue(result) })
-              })
-              // Results are cached, failures are not (the next try may succeed).
-              if (cached === undefined || computed.length === 0) return Effect.void
-              return cached.put(definition.name, definition.version, computed).pipe(Effect.ignore)
-            }
-            if (Cause.hasInterruptsOnly(exit.cause)) return Effect.interrupt
-            const error = Fn.describeError(Cause.squash(exit.cause))
-            for (const p of batch) outcomes[p.index] = { error, attempts }
-            return Effect.void
-          })
-        )
-      },
-      { concurrency: definition.concurrency, discard: true }
-    )
+    type Batch = typeof pending
+    /** One invocation of a batch: each attempt holds a permit and passes the pool's pacing; retries happen outside both. */
+    const invoke = (batch: Batch) => {
+      let attempts = 0
+      const once = Effect.suspend(() => {
+        attempts++
+        return definition.invoke(batch.map((p) => p.args))
+      }).pipe(
+        (attempt) => pool.request(attempt, { tokens: definition.estimateTokens?.(batch.map((p) => p.args)) ?? 0 }),
+        Semaphore.withPermit(permits),
+        Effect.provideService(Pool.CurrentPool, pool)
+      )
+      const attempt = definition.retry === undefined ? once : Effect.retry(once, definition.retry)
+      return Effect.map(Effect.exit(attempt), (exit) => ({ exit, attempts }))
+    }
+    type Invoked = Effect.Success<ReturnType<typeof invoke>>
+    const failureOf = (exit: Exit.Exit<unknown, unknown>) =>
+      Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause) ? Cause.squash(exit.cause) : undefined
+    /** Records a batch's outcome; a failure that may be one bad row's is narrowed down first (`isolateFailures`). */
+    const settle = (batch: Batch, { exit, attempts }: Invoked): Effect.Effect<void, never, never> => {
+      if (Exit.isSuccess(exit)) {
+        const results = exit.value
+        const computed: Array<{ readonly key: string; readonly value: unknown }> = []
+        batch.forEach((p, j) => {
+          const result = results[j]
+          if (result instanceof Fn.RowFailure) {
+            outcomes[p.index] = { error: Fn.describeError(result.error), attempts }
+            return
+          }
+          outcomes[p.index] = { value: result, attempts }
+          if (cached !== undefined)
+            computed.push({ key: keyByIndex.get(p.index)!, value: ResultCache.encodeValue(result) })
+        })
+        // Results are cached, failures are not (the next try may succeed).
+        if (cached === undefined || computed.length === 0) return Effect.void
+        return cached.put(definition.name, definition.version, computed).pipe(Effect.ignore)
+      }
+      const failure = failureOf(exit)
+      if (failure === undefined) return Effect.interrupt
+      const error = Fn.describeError(failure)
+      const fail = () => {
+        for (const p of batch) outcomes[p.index] = { error, attempts }
+        return Effect.void
+      }
+      if (batch.length === 1 || definition.isolateFailures?.(failure) !== true) return fail()
+      // The halves, at once: where one succeeds the other holds the rows at fault; when both
+      // fail alike, the failure was the whole batch's (a bad key, a wrong option) and stays so.
+      const half = Math.ceil(batch.length / 2)
+      const halves = [batch.slice(0, half), batch.slice(half)] as const
+      return Effect.flatMap(Effect.forEach(halves, invoke, { concurrency: 2 }), ([first, second]) => {
+        const a = failureOf(first!.exit)
+        const b = failureOf(second!.exit)
+        if (a !== undefined && b !== undefined) {
+          const ea = Fn.describeError(a)
+          const eb = Fn.describeError(b)
+          if (ea.type === eb.type && ea.message === eb.message && ea.type === error.type) return fail()
+        }
+        return Effect.andThen(settle(halves[0], first!), settle(halves[1], second!))
+      })
+    }
+    yield* Effect.forEach(batches, (batch) => Effect.flatMap(invoke(batch), (invoked) => settle(batch, invoked)), {
+      concurrency: definition.concurrency,
+      discard: true
+    })
     if (duplicates.length > 0) {
       const byKey = new Map<string, CallOutcome | undefined>()
       for (const [index, key] of keyByIndex) byKey.set(key, outcomes[index])

@@ -63,6 +63,12 @@ export interface Definition {
   readonly estimateTokens?: ((rows: ReadonlyArray<ReadonlyArray<unknown>>) => number) | undefined
   /** The provider reports its limits in response headers: the pool's first request runs alone to learn them. */
   readonly rateLimitHeaders: boolean
+  /**
+   * For a batched function: whether a batch's failure (after its retries) may
+   * be one bad row's (a provider's 400 for one over-long input, say). The
+   * engine then runs the halves of the batch to find the rows at fault.
+   */
+  readonly isolateFailures?: ((error: unknown) => boolean) | undefined
 }
 
 type ParamSpecs = Record<string, Column.Any>
@@ -129,7 +135,8 @@ const build = <P extends ParamSpecs, C extends Column.Any>(
   options: CommonOptions<P, C, any>,
   kind: Definition["kind"],
   batchSize: number,
-  invoke: Definition["invoke"]
+  invoke: Definition["invoke"],
+  isolateFailures?: Definition["isolateFailures"]
 ): Fn<P, Column.ValueOf<C>> => {
   if (!NAME_RE.test(options.name)) {
     throw new Error(`Invalid function name ${JSON.stringify(options.name)}`)
@@ -150,6 +157,7 @@ const build = <P extends ParamSpecs, C extends Column.Any>(
     rateLimitHeaders: options.rateLimitHeaders ?? false,
     rateLimit: options.rateLimit,
     invoke,
+    ...(isolateFailures === undefined ? {} : { isolateFailures }),
     estimateTokens:
       options.estimateTokens === undefined
         ? undefined
@@ -220,26 +228,40 @@ export const failRow = (error: unknown): RowFailure => new RowFailure(error)
 export const batched = <P extends ParamSpecs, C extends Column.Any, E>(
   options: CommonOptions<P, C, E> & {
     readonly batchSize: number
+    /**
+     * Which failures of a whole batch may be one bad row's: for those, the
+     * engine runs the batch's halves (and theirs) to find the rows at fault,
+     * whose cells record the error, while the other rows get their results.
+     * When both halves fail alike, the failure is the batch's: all its rows
+     * record it. Default: none (`Fn.failRow` is the way to fail one row).
+     */
+    readonly isolateFailures?: ((error: E) => boolean) | undefined
     readonly run: (
       rows: ReadonlyArray<ArgsOf<P>>
     ) => Effect.Effect<ReadonlyArray<ResultOf<C> | RowFailure>, E, Pool.CurrentPool | never>
   }
 ): Fn<P, Column.ValueOf<C>> => {
   const params = Params.declare(options.params)
-  return build(options, "batched", options.batchSize, (rows) =>
-    options.run(rows.map((row) => Params.toObject(params, row))).pipe(
-      Effect.flatMap((results) =>
-        results.length === rows.length
-          ? Effect.succeed(results)
-          : Effect.fail(
-              new FunctionError({
-                fn: options.name,
-                errorType: "InvalidOutput",
-                message: `${options.name} returned ${results.length} results for a batch of ${rows.length}`
-              })
-            )
-      )
-    )
+  const isolate = options.isolateFailures
+  return build(
+    options,
+    "batched",
+    options.batchSize,
+    (rows) =>
+      options.run(rows.map((row) => Params.toObject(params, row))).pipe(
+        Effect.flatMap((results) =>
+          results.length === rows.length
+            ? Effect.succeed(results)
+            : Effect.fail(
+                new FunctionError({
+                  fn: options.name,
+                  errorType: "InvalidOutput",
+                  message: `${options.name} returned ${results.length} results for a batch of ${rows.length}`
+                })
+              )
+        )
+      ),
+    isolate === undefined ? undefined : (error) => isolate(error as E)
   )
 }
 

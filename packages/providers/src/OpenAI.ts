@@ -374,6 +374,8 @@ export const embeddings = (
     pool: options.pool ?? `openai/${options.model}`,
     retry: options.retry ?? ProviderError.retry(),
     estimateTokens: (rows) => rows.reduce((sum, row) => sum + Client.estimateTokens(row.text), 0),
+    // A 400 for a batch is usually one input's (too long for the model): the engine finds it by halves.
+    isolateFailures: (reason) => reason instanceof ProviderError.BadRequest,
     run: Effect.fnUntraced(
       function* (rows) {
         const apiKey = yield* Define.apiKey(target, options, KEY_VARIABLE)

@@ -103,4 +103,51 @@ Harness.forEachBackend("Provider functions in computed columns", (test) => {
         assert.deepStrictEqual(Array.from(r.v!), Array.from(expected))
       }
     }))
+
+  test("embeddings: a 400 for one over-long input fails that row alone, found by halves; a batch-wide 400 fails all", () =>
+    Effect.gen(function* () {
+      const long = "row 13 is far too long for the model"
+      const fake = yield* FakeProvider.make({
+        latency: 2,
+        fault: ({ inputs }) =>
+          inputs.includes(long)
+            ? { status: 400, message: "This model's maximum context length is 8192 tokens" }
+            : undefined
+      })
+      const embed = OpenAI.embeddings({
+        model: model("embedding"),
+        dimensions: 8,
+        batchSize: 16,
+        baseURL: `${fake.url}/v1`,
+        apiKey
+      })
+      const t = yield* Table.create("docs", { text: Column.String })
+      yield* t.insert(texts(32).map((r, i) => (i === 13 ? { text: long } : r)))
+      const t2 = yield* t.addComputedColumn("v", embed({ text: t.c.text }), { onError: "record" })
+      const failed = yield* t2
+        .where((c) => c.v.errorType.isNotNull())
+        .select((c) => ({ text: c.text, type: c.v.errorType, message: c.v.errorMessage }))
+        .collect()
+      assert.deepStrictEqual(
+        failed.map((r) => [r.text, r.type]),
+        [[long, "BadRequest"]]
+      )
+      assert.include(failed[0]!.message!, "maximum context length")
+      assert.strictEqual(yield* t2.where((c) => c.v.isNotNull()).count(), 31)
+      // The good batch once; the bad one, then halves down to the row: 16 -> 8 -> 4 -> 2 -> 1, two calls each.
+      assert.strictEqual(fake.stats.total, 2 + 2 * 4)
+
+      // Every request refused (a wrong option, say): both halves fail alike, so the batch fails whole.
+      const refusing = yield* FakeProvider.make({ fault: () => ({ status: 400, message: "unknown dimensions" }) })
+      const broken = OpenAI.embeddings({
+        model: model("embedding"),
+        dimensions: 8,
+        batchSize: 16,
+        baseURL: `${refusing.url}/v1`,
+        apiKey
+      })
+      const t3 = yield* t2.addComputedColumn("w", broken({ text: t2.c.text }), { onError: "record" })
+      assert.strictEqual(yield* t3.where((c) => c.w.errorType.eq("BadRequest")).count(), 32)
+      assert.strictEqual(refusing.stats.total, 2 * 3, "each batch, then its two halves, once")
+    }))
 })
