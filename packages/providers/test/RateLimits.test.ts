@@ -1,5 +1,5 @@
 import { assert } from "@effect/vitest"
-import { Column, Pool, Table } from "@tessera/core"
+import { Column, type Expr, Pool, Table } from "@tessera/core"
 import { Harness } from "@tessera/sql/testing"
 import { Effect } from "effect"
 import { Anthropic, OpenAI } from "../src/index.ts"
@@ -45,6 +45,27 @@ const poolStats = (name: string) =>
     return pool!
   })
 
+/**
+ * Runs `answer` as a computed column over 300 prompts and checks every row got
+ * the fake's echo with no error (no 429 surfaced); returns the fake's 429s,
+ * injected (each retried) and from an empty bucket.
+ */
+const answerAll = (fake: FakeProvider.FakeProvider, answer: (prompt: Expr.Expr<string>) => Expr.Expr<string | null>) =>
+  Effect.gen(function* () {
+    const t = yield* Table.create("prompts", { text: Column.String })
+    yield* t.insert(texts(300))
+    const t2 = yield* t.addComputedColumn("answer", answer(t.c.text), { onError: "record" })
+    assert.strictEqual(yield* t2.where((c) => c.answer.errorType.isNotNull()).count(), 0)
+    const rows = yield* t2.collect()
+    assert.strictEqual(rows.length, 300)
+    assert.isTrue(rows.every((r) => r.answer === `echo: ${r.text}`))
+    const limited = fake.rateLimited
+    const injected = limited.filter((r) => r.cause === "fault")
+    assert.isAtLeast(injected.length, 5)
+    for (const r of injected) assert.isDefined(r.retry, `injected 429 ${r.n} never retried`)
+    return { limited, exhausted: limited.filter((r) => r.cause !== "fault") }
+  })
+
 Harness.forEachBackend("Pacing by advertised rate limits", (test) => {
   test("OpenAI chat, 300 rows, 270 requests/minute advertised and injected 429s: all done, paced under the limit", () =>
     Effect.gen(function* () {
@@ -57,21 +78,7 @@ Harness.forEachBackend("Pacing by advertised rate limits", (test) => {
       })
       const m = model("gpt-paced")
       const chat = OpenAI.chat({ model: m, baseURL: `${fake.url}/v1`, apiKey, concurrency: 16 })
-      const t = yield* Table.create("prompts", { text: Column.String })
-      yield* t.insert(texts(300))
-      const t2 = yield* t.addComputedColumn("answer", chat({ prompt: t.c.text }), { onError: "record" })
-
-      // Every row answered, no 429 surfaced as a cell error.
-      assert.strictEqual(yield* t2.where((c) => c.answer.errorType.isNotNull()).count(), 0)
-      const rows = yield* t2.collect()
-      assert.strictEqual(rows.length, 300)
-      assert.isTrue(rows.every((r) => r.answer === `echo: ${r.text}`))
-
-      const limited = fake.rateLimited
-      const injected = limited.filter((r) => r.cause === "fault")
-      const exhausted = limited.filter((r) => r.cause !== "fault")
-      assert.isAtLeast(injected.length, 5)
-      for (const r of injected) assert.isDefined(r.retry, `injected 429 ${r.n} never retried`)
+      const { limited, exhausted } = yield* answerAll(fake, (prompt) => chat({ prompt }))
       // Pacing: the pool waits for the advertised bucket instead of finding it empty.
       assert.isAtMost(exhausted.length, 3, `${exhausted.length} requests found the bucket empty`)
       assert.isAtMost(
@@ -97,19 +104,7 @@ Harness.forEachBackend("Pacing by advertised rate limits", (test) => {
       })
       const m = model("claude-paced")
       const messages = Anthropic.messages({ model: m, baseURL: fake.url, apiKey, maxTokens, concurrency: 16 })
-      const t = yield* Table.create("prompts", { text: Column.String })
-      yield* t.insert(texts(300))
-      const t2 = yield* t.addComputedColumn("answer", messages({ prompt: t.c.text }), { onError: "record" })
-
-      assert.strictEqual(yield* t2.where((c) => c.answer.errorType.isNotNull()).count(), 0)
-      const rows = yield* t2.collect()
-      assert.strictEqual(rows.length, 300)
-      assert.isTrue(rows.every((r) => r.answer === `echo: ${r.text}`))
-
-      const limited = fake.rateLimited
-      const injected = limited.filter((r) => r.cause === "fault")
-      const exhausted = limited.filter((r) => r.cause !== "fault")
-      assert.isAtLeast(injected.length, 5)
+      const { exhausted } = yield* answerAll(fake, (prompt) => messages({ prompt }))
       assert.isAtMost(exhausted.length, 3, `${exhausted.length} requests found the token bucket empty`)
       const cost = (r: FakeProvider.LoggedRequest) => FakeProvider.estimateTokens(r.text) + maxTokens
       assert.isAtMost(excess(fake.requests, capacity, cost), 3 * (maxTokens + 10))
