@@ -10,6 +10,10 @@ const apiKey = "sk-test-columns"
 let unique = 0
 const model = (base: string) => `${base}-${process.pid}-${unique++}`
 
+/** `OpenAI.embeddings` (8-d) against a fake provider, in batches of `batchSize`. */
+const embeddingsOf = (fake: FakeProvider.FakeProvider, batchSize: number) =>
+  OpenAI.embeddings({ model: model("embedding"), dimensions: 8, batchSize, baseURL: `${fake.url}/v1`, apiKey })
+
 const texts = (n: number) => Array.from({ length: n }, (_, i) => ({ text: `row ${i}` }))
 
 Harness.forEachBackend("Provider functions in computed columns", (test) => {
@@ -81,13 +85,7 @@ Harness.forEachBackend("Provider functions in computed columns", (test) => {
   test("embeddings: batches of batchSize per request, vectors stored per row", () =>
     Effect.gen(function* () {
       const fake = yield* FakeProvider.make({ latency: 5 })
-      const embed = OpenAI.embeddings({
-        model: model("embedding"),
-        dimensions: 8,
-        batchSize: 64,
-        baseURL: `${fake.url}/v1`,
-        apiKey
-      })
+      const embed = embeddingsOf(fake, 64)
       const t = yield* Table.create("docs", { text: Column.String })
       yield* t.insert(texts(150))
       const t2 = yield* t.addComputedColumn("v", embed({ text: t.c.text }))
@@ -114,13 +112,7 @@ Harness.forEachBackend("Provider functions in computed columns", (test) => {
             ? { status: 400, message: "This model's maximum context length is 8192 tokens" }
             : undefined
       })
-      const embed = OpenAI.embeddings({
-        model: model("embedding"),
-        dimensions: 8,
-        batchSize: 16,
-        baseURL: `${fake.url}/v1`,
-        apiKey
-      })
+      const embed = embeddingsOf(fake, 16)
       const t = yield* Table.create("docs", { text: Column.String })
       yield* t.insert(texts(32).map((r, i) => (i === 13 ? { text: long } : r)))
       const t2 = yield* t.addComputedColumn("v", embed({ text: t.c.text }), { onError: "record" })
@@ -139,13 +131,7 @@ Harness.forEachBackend("Provider functions in computed columns", (test) => {
 
       // Every request refused (a wrong option, say): both halves fail alike, so the batch fails whole.
       const refusing = yield* FakeProvider.make({ fault: () => ({ status: 400, message: "unknown dimensions" }) })
-      const broken = OpenAI.embeddings({
-        model: model("embedding"),
-        dimensions: 8,
-        batchSize: 16,
-        baseURL: `${refusing.url}/v1`,
-        apiKey
-      })
+      const broken = embeddingsOf(refusing, 16)
       const t3 = yield* t2.addComputedColumn("w", broken({ text: t2.c.text }), { onError: "record" })
       assert.strictEqual(yield* t3.where((c) => c.w.errorType.eq("BadRequest")).count(), 32)
       assert.strictEqual(refusing.stats.total, 2 * 3, "each batch, then its two halves, once")
